@@ -1,0 +1,5 @@
+import sys
+
+from faceeditor.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""The ``faceeditor`` command line.
+
+Each sub-command is a module in :mod:`faceeditor.commands` exposing ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; they are discovered, so adding a command
+never edits this file. With no sub-command, the editor window opens (``faceeditor [PHOTO]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from types import ModuleType
+
+from faceeditor import __version__
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad file, no face, bad option): printed without a traceback."""
+
+
+def _command_modules() -> list[ModuleType]:
+    import faceeditor.commands as pkg
+
+    mods = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"faceeditor.commands.{info.name}")
+        if hasattr(mod, "NAME") and hasattr(mod, "run"):
+            mods.append(mod)
+    return mods
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    parser = argparse.ArgumentParser(prog="faceeditor", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"faceeditor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    table: dict[str, ModuleType] = {}
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        table[mod.NAME] = mod
+    return parser, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, table = build_parser()
+    # `faceeditor` or `faceeditor photo.jpg`: open the window.
+    if not argv or (argv[0] not in table and not argv[0].startswith("-")):
+        argv = ["gui", *argv] if "gui" in table else argv
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(table[args.command].run(args) or 0)
+    except UserError as exc:
+        print(f"faceeditor {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

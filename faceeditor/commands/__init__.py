@@ -1,0 +1,1 @@
+"""Sub-commands of the ``faceeditor`` CLI, one module each (discovered by :mod:`faceeditor.cli`)."""

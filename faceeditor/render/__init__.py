@@ -1,0 +1,1 @@
+"""Rendering: camera conventions, the differentiable torch rasterizer, SH lighting, GL rendering."""
