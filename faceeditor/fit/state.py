@@ -1,0 +1,121 @@
+"""``FaceState``: everything known about one face in one photo, serializable.
+
+Produced by the fitters (:mod:`faceeditor.fit`), extended by the neural inversion, consumed by
+the compositor, the GUI and the exporters. Geometry follows :mod:`faceeditor.morphable.pose`
+(posed point = R p + t, camera frame of :mod:`faceeditor.render.camera`); lighting follows
+:mod:`faceeditor.render.sh`. Arrays stay numpy here so the state can cross threads and files
+without torch; :meth:`FaceState.save` writes ``params.json`` (human-readable) + ``state.npz``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+STATE_VERSION = 1
+
+
+@dataclass
+class FaceState:
+    """One fitted face. Angles in degrees, lengths in centimetres, image coordinates in pixels."""
+
+    image_size: tuple[int, int]  # (w, h) of the photo, upright
+    face_box: tuple[float, float, float, float]  # (x0, y0, x1, y1) detector box
+    rotation: np.ndarray  # (3,3) model -> camera rotation
+    translation: np.ndarray  # (3,) cm
+    focal_px: float
+    identity: np.ndarray  # (100,)
+    expression: np.ndarray  # (53,) in [0,1]
+    sh: np.ndarray  # (9,3) SH irradiance (camera frame)
+    principal: tuple[float, float] | None = None  # (cx, cy); None = image centre
+    detector_landmarks: np.ndarray | None = None  # (478,3) mediapipe points (x, y px, rel. depth)
+    detector_score: float = 0.0
+    texture: np.ndarray | None = None  # (T,T,3) uint8 albedo in the face UV tile (u,v in [0,1])
+    texture_confidence: np.ndarray | None = None  # (T,T) uint8: 255 seen, 0 filled by symmetry/mean
+    latent: np.ndarray | None = None  # neural renderer code z (after inversion)
+    noise: list[np.ndarray] = field(default_factory=list)  # per-layer noise maps (after inversion)
+    renderer_id: str | None = None  # checkpoint the latent belongs to
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    fit_info: dict[str, float] = field(default_factory=dict)  # residuals, iterations, ...
+
+    # ----------------------------------------------------------------- derived views
+    @property
+    def pose_degrees(self) -> dict[str, float]:
+        """``{"yaw", "pitch", "roll"}`` in degrees (yaw > 0: the person turns to their left)."""
+        import torch
+
+        from faceeditor.morphable.pose import matrix_to_euler
+
+        y, p, r = matrix_to_euler(torch.as_tensor(self.rotation, dtype=torch.float64)[None])
+        return {"yaw": float(y[0]), "pitch": float(p[0]), "roll": float(r[0])}
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        w, h = self.image_size
+        return self.principal if self.principal is not None else (w / 2.0, h / 2.0)
+
+    def camera(self, scale: float = 1.0):
+        """The photo's :class:`~faceeditor.render.camera.Camera`, optionally scaled."""
+        from faceeditor.render.camera import Camera
+
+        cx, cy = self.centre
+        cam = Camera(self.focal_px, int(self.image_size[0]), int(self.image_size[1]), cx, cy)
+        return cam if scale == 1.0 else cam.scaled(scale)
+
+    def copy(self) -> "FaceState":
+        return FaceState.from_dict(self.to_dict(), self._arrays())
+
+    # ----------------------------------------------------------------- serialization
+    _ARRAY_FIELDS = ("rotation", "translation", "identity", "expression", "sh", "detector_landmarks", "texture",
+                     "texture_confidence", "latent")
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        out = {k: np.asarray(getattr(self, k)) for k in self._ARRAY_FIELDS if getattr(self, k) is not None}
+        for i, n in enumerate(self.noise):
+            out[f"noise_{i}"] = np.asarray(n)
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-ready scalars (arrays go to :meth:`_arrays`)."""
+        d = asdict(self)
+        for k in (*self._ARRAY_FIELDS, "noise"):
+            d.pop(k, None)
+        d["version"] = STATE_VERSION
+        d["image_size"] = list(map(int, self.image_size))
+        d["face_box"] = [float(v) for v in self.face_box]
+        d["principal"] = None if self.principal is None else [float(v) for v in self.principal]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, arrays: dict[str, np.ndarray]) -> "FaceState":
+        d = dict(d)
+        d.pop("version", None)
+        kw = {k: d[k] for k in ("focal_px", "detector_score", "renderer_id", "timings_ms", "fit_info") if k in d}
+        noise = [np.array(arrays[k]) for k in sorted((k for k in arrays if k.startswith("noise_")),
+                                                    key=lambda s: int(s.split("_")[1]))]
+        opt = {k: (np.array(arrays[k]) if k in arrays else None) for k in cls._ARRAY_FIELDS}
+        return cls(image_size=tuple(d["image_size"]), face_box=tuple(d["face_box"]),
+                   principal=None if d.get("principal") is None else tuple(d["principal"]), noise=noise,
+                   **{k: v for k, v in opt.items()}, **kw)
+
+    def save(self, folder: Path) -> None:
+        """Write ``state.json`` + ``state.npz`` into ``folder`` (created)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(folder / "state.npz", **self._arrays())
+        (folder / "state.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> "FaceState":
+        folder = Path(folder)
+        d = json.loads((folder / "state.json").read_text())
+        with np.load(folder / "state.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        return cls.from_dict(d, arrays)
+
+    def to_bytes(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(json dict, arrays) for embedding in a session file."""
+        return self.to_dict(), self._arrays()
