@@ -1,0 +1,29 @@
+"""The photo-renderer interface shared by the CLI, the batch runner, the benchmarks and the GUI.
+
+A ``PhotoRenderer`` is bound to one photo and one fitted face; ``render(edit, scale)`` returns
+the edited photo as uint8 HxWx3 at ``scale`` times the photo's resolution (``scale < 1`` is the
+GUI's fast preview path, ``1.0`` the full-resolution export path). Implementations: the mesh
+compositor (``"mesh"``, :mod:`faceeditor.edit.compose`) and, once trained, the neural renderer
+(``"neural"``). A zero edit returns the photo unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+from faceeditor.edit.params import EditParams
+
+
+class RenderCancelled(Exception):
+    """Raised by a renderer whose ``cancel()`` callback returned True mid-render."""
+
+
+class PhotoRenderer(Protocol):
+    name: str
+
+    def render(self, edit: EditParams, scale: float = 1.0,
+               cancel: Callable[[], bool] | None = None) -> np.ndarray:
+        """Edited photo, uint8 (round(H*scale), round(W*scale), 3)."""
+        ...
