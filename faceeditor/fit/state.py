@@ -33,8 +33,11 @@ class FaceState:
     principal: tuple[float, float] | None = None  # (cx, cy); None = image centre
     detector_landmarks: np.ndarray | None = None  # (478,3) mediapipe points (x, y px, rel. depth)
     detector_score: float = 0.0
-    texture: np.ndarray | None = None  # (T,T,3) uint8 albedo in the face UV tile (u,v in [0,1])
-    texture_confidence: np.ndarray | None = None  # (T,T) uint8: 255 seen, 0 filled by symmetry/mean
+    detector_landmarks68: np.ndarray | None = None  # (68,2) detector points mapped to the iBUG-68 set
+    fitted_landmarks68: np.ndarray | None = None  # (68,2) the fitted model's 68 points projected (jaw on
+    #                                                the silhouette, as iBUG annotates it)
+    texture: np.ndarray | None = None  # (2T,4T,3) uint8 albedo atlas (faceeditor.morphable.atlas layout)
+    texture_confidence: np.ndarray | None = None  # (2T,4T) uint8: 255 seen in the photo, lower = filled
     latent: np.ndarray | None = None  # neural renderer code z (after inversion)
     noise: list[np.ndarray] = field(default_factory=list)  # per-layer noise maps (after inversion)
     renderer_id: str | None = None  # checkpoint the latent belongs to
@@ -69,8 +72,8 @@ class FaceState:
         return FaceState.from_dict(self.to_dict(), self._arrays())
 
     # ----------------------------------------------------------------- serialization
-    _ARRAY_FIELDS = ("rotation", "translation", "identity", "expression", "sh", "detector_landmarks", "texture",
-                     "texture_confidence", "latent")
+    _ARRAY_FIELDS = ("rotation", "translation", "identity", "expression", "sh", "detector_landmarks",
+                     "detector_landmarks68", "fitted_landmarks68", "texture", "texture_confidence", "latent")
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {k: np.asarray(getattr(self, k)) for k in self._ARRAY_FIELDS if getattr(self, k) is not None}
