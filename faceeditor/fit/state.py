@@ -42,7 +42,7 @@ class FaceState:
     noise: list[np.ndarray] = field(default_factory=list)  # per-layer noise maps (after inversion)
     renderer_id: str | None = None  # checkpoint the latent belongs to
     timings_ms: dict[str, float] = field(default_factory=dict)
-    fit_info: dict[str, float] = field(default_factory=dict)  # residuals, iterations, ...
+    fit_info: dict[str, object] = field(default_factory=dict)  # residuals, iterations, albedo, ...
 
     # ----------------------------------------------------------------- derived views
     @property

@@ -81,21 +81,38 @@ class FaceModel:
         sets = json.loads(str(arrays["vertex_indices_json"]))
         self.vertex_sets = {k[len("idx_to_"):-len("_verts")]: torch.as_tensor(v, dtype=torch.long, device=dev)
                             for k, v in sets.items() if k.startswith("idx_to_") and k.endswith("_verts")}
-        has_mp = "mp478_face" in arrays
-        self.mp478_face = long("mp478_face") if has_mp else None
-        self.mp478_bary = (torch.as_tensor(np.asarray(arrays["mp478_bary"], dtype=np.float32), device=dev)
-                           if has_mp else None)
+        self.mp478_face = self.mp478_bary = self.mp478_weight = None
+        self.lm68_face = self.lm68_bary = None
+        self.set_landmark_map(arrays)
         self._subset_cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()  # the loaded model is shared by GUI, fit and render threads
 
+    def set_landmark_map(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Detector-landmark correspondences on the surface (``trainers/build_landmark_map.py``):
+        ``mp478_face/bary/weight`` for mediapipe's 478 points, ``lm68_face/bary`` for 68-set 17-67."""
+        dev = self.device
+        for name in ("mp478_face", "lm68_face"):
+            if name in arrays:
+                setattr(self, name, torch.as_tensor(np.asarray(arrays[name], dtype=np.int64), device=dev))
+        for name in ("mp478_bary", "mp478_weight", "lm68_bary"):
+            if name in arrays:
+                setattr(self, name, torch.as_tensor(np.asarray(arrays[name], dtype=np.float32), device=dev))
+
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> "FaceModel":
-        """Read the packed model (default ``resources/face_model.npz``)."""
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
+             with_landmark_map: bool = True) -> "FaceModel":
+        """Read the packed model (default ``resources/face_model.npz``) and, when present beside it,
+        the landmark map ``landmark_map.npz``."""
         path = Path(path) if path is not None else default_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"face model missing: {path} (build it: python -m trainers.build_face_model)")
         with np.load(path) as data:
-            return cls({k: data[k] for k in data.files}, device)
+            model = cls({k: data[k] for k in data.files}, device)
+        lm_path = path.with_name("landmark_map.npz")
+        if with_landmark_map and lm_path.is_file():
+            with np.load(lm_path) as data:
+                model.set_landmark_map({k: data[k] for k in data.files})
+        return model
 
     # ----- evaluation -------------------------------------------------------------------------
     def coefficients(self, identity: torch.Tensor | None = None,

@@ -1,0 +1,111 @@
+"""``faceeditor bench fit --data DIR --json OUT``: landmark accuracy, speed and known-answer recovery.
+
+Over a folder of photos with iBUG 68-point ``.pts`` files (``../shared/data/afw68``): detect,
+pick the face the annotation belongs to (nearest centre), landmark-fit (68-point term, jaw as a
+silhouette, dense mediapipe term) and time the photometric fit at 256 px. NME = mean 68-point
+error / distance of the outer eye corners (36, 45) of the annotation. The ``*_68only`` keys
+repeat the fit without the dense term ("measure both"). Synthetic keys: random ICT faces
+rendered with a photo texture, detected and fitted back (:func:`faceeditor.fit.synthetic.synthetic_recovery`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from faceeditor.bench._util import peak_rss_mb
+
+NAME = "fit"
+HELP = "landmark-fit accuracy (NME on afw68), fit timings and synthetic known-answer recovery"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from faceeditor.paths import shared_data_dir
+
+    data = shared_data_dir()
+    parser.add_argument("--data", type=Path, default=data / "afw68" if data else None,
+                        help="folder of photos with iBUG .pts files (default ../shared/data/afw68)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    parser.add_argument("--photometric-n", type=int, default=30, help="photos to time the photometric fit on")
+    parser.add_argument("--synthetic-n", type=int, default=40, help="synthetic faces to fit back")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from faceeditor.cli import UserError
+    from faceeditor.face.detect import NoFaceError, detect_faces
+    from faceeditor.face.evaluate import load_pts, nme68
+    from faceeditor.fit.landmarks import LandmarkFitConfig, LandmarkFitter
+    from faceeditor.fit.photometric import PhotometricConfig, fit_photometric
+    from faceeditor.fit.pipeline import get_fitter, state_from_landmark_fit
+    from faceeditor.fit.synthetic import synthetic_recovery
+    from faceeditor.io import load_rgb
+    from faceeditor.morphable import load_face_model
+
+    if args.data is None or not Path(args.data).is_dir():
+        raise UserError(f"no benchmark folder: {args.data} (pass --data DIR with .jpg + .pts files)")
+    torch.set_num_threads(args.threads)
+    model = load_face_model()
+    fitter = get_fitter(model)
+    fitter68 = LandmarkFitter(model, LandmarkFitConfig(use_dense=False))
+    photos = sorted(p for p in Path(args.data).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+                    and p.with_suffix(".pts").is_file())
+    if args.limit:
+        photos = photos[: args.limit]
+    detect_faces(load_rgb(photos[0]))  # warm the detector graphs (one-time start-up is not per-photo time)
+    det_nme, fit_nme, nojaw, fit68_nme, fit68_nojaw, lm_ms, ph_ms = [], [], [], [], [], [], []
+    detected = 0
+    for k, path in enumerate(photos):
+        rgb = load_rgb(path)
+        gt = load_pts(path.with_suffix(".pts"))
+        t0 = time.perf_counter()
+        try:
+            faces = detect_faces(rgb)
+        except NoFaceError:
+            continue
+        face = min(faces, key=lambda f: float(np.linalg.norm(f.landmarks68.mean(0) - gt.mean(0))))
+        fit = fitter.fit(face.landmarks68, (rgb.shape[1], rgb.shape[0]), dense478=face.landmarks)
+        lm_ms.append((time.perf_counter() - t0) * 1000.0)
+        detected += 1
+        det_nme.append(nme68(face.landmarks68, gt))
+        fit_nme.append(nme68(fit.fitted68, gt))
+        nojaw.append(nme68(fit.fitted68, gt, np.arange(17, 68)))
+        f68 = fitter68.fit(face.landmarks68, (rgb.shape[1], rgb.shape[0]))
+        fit68_nme.append(nme68(f68.fitted68, gt))
+        fit68_nojaw.append(nme68(f68.fitted68, gt, np.arange(17, 68)))
+        if k < args.photometric_n:
+            state = state_from_landmark_fit(face, fit, (rgb.shape[1], rgb.shape[0]))
+            t1 = time.perf_counter()
+            fit_photometric(rgb, state, model, PhotometricConfig(crop=256))
+            ph_ms.append((time.perf_counter() - t1) * 1000.0)
+    med = statistics.median
+    out = {
+        "faces": len(photos), "detected_rate": round(detected / max(len(photos), 1), 4),
+        "nme_detector_median": round(med(det_nme), 4),
+        "nme_fit_median": round(med(fit_nme), 4), "nme_fit_mean": round(float(np.mean(fit_nme)), 4),
+        "nme_fit_nojaw_median": round(med(nojaw), 4),
+        "nme_fit_median_68only": round(med(fit68_nme), 4), "nme_fit_mean_68only": round(float(np.mean(fit68_nme)), 4),
+        "nme_fit_nojaw_median_68only": round(med(fit68_nojaw), 4),
+        "landmark_fit_ms_median": round(med(lm_ms), 1), "photometric_fit_ms_median": round(med(ph_ms), 1),
+    }
+    # known answers: the texture of the sample portrait's fit on random faces
+    from faceeditor.fit.pipeline import fit_photo
+    from faceeditor.paths import sample_image_path
+
+    sample = fit_photo(load_rgb(sample_image_path()), model=model)[0]
+    syn = synthetic_recovery(model, sample.texture.astype(np.float32) / 255.0, n=args.synthetic_n, seed=args.seed)
+    out.update({
+        "synthetic_rotation_err_deg_median": round(med(syn["rotation_err_deg"]), 3),
+        "synthetic_expression_mae": round(float(np.mean(syn["expression_mae"])), 4),
+        "synthetic_yaw_err_deg_median": round(med(syn["yaw_err_deg"]), 3),
+        "synthetic_expression_mae_active": round(float(np.mean(syn["expression_mae_active"])), 4),
+        "synthetic_detected_rate": round(float(np.mean(syn["detected"])), 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1), "threads": args.threads,
+    })
+    return out
