@@ -97,13 +97,15 @@ class ContourTracker:
         self.cands = cands
         self.slices = slices
         self.normals: np.ndarray | None = None  # (C,3) model-frame normals at the last update
-        self._ring = slices.vertex_basis(cands.ring_ids)
-        self._cand = slices.vertex_basis(cands.ids)
+        # flattened (n*3, K) bases: one matrix-vector product per evaluation
+        self._ring = [(m.reshape(-1), b.reshape(-1, b.shape[2]).copy()) for m, b in [slices.vertex_basis(cands.ring_ids)]][0]
+        self._cand = [(m.reshape(-1), b.reshape(-1, b.shape[2]).copy()) for m, b in [slices.vertex_basis(cands.ids)]][0]
+        self._eligible = [np.nonzero(row)[0] for row in cands.eligible]
 
     def update_normals(self, coeffs: np.ndarray) -> None:
         """Model-frame candidate normals for the current identity/expression (rotation applied later)."""
         mean, basis = self._ring
-        v = mean + basis @ coeffs
+        v = (mean + basis @ coeffs).reshape(-1, 3)
         tri = v[self.cands.ring_faces]
         fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         n = self.cands.gather @ fn
@@ -122,7 +124,7 @@ class ContourTracker:
         if self.normals is None:
             self.update_normals(coeffs)
         mean, basis = self._cand
-        pc = (mean + basis @ coeffs) @ R.T + t
+        pc = (mean + basis @ coeffs).reshape(-1, 3) @ R.T + t
         n = self.normals @ R.T
         view = -pc / (np.linalg.norm(pc, axis=1, keepdims=True) + 1e-12)
         grazing = np.abs((n * view).sum(1)) < GRAZING
@@ -130,17 +132,21 @@ class ContourTracker:
         ids = fallback.copy()
         slid = targets.astype(np.float64).copy()
         on_contour = targets.astype(np.float64).copy()
-        for j in range(17):
-            ok = np.nonzero(grazing & self.cands.eligible[j])[0]
+        for j, cand in enumerate(self._eligible):
+            ok = cand[grazing[cand]]
             if len(ok) == 0:
                 continue
             d = ((uv[ok] - targets[j]) ** 2).sum(1)
-            order = np.argsort(d)
-            a = ok[order[0]]
+            if len(ok) > 2:
+                two = np.argpartition(d, 1)[:2]
+                two = two[np.argsort(d[two])]
+            else:
+                two = np.argsort(d)
+            a = ok[two[0]]
             ids[j] = self.cands.ids[a]
-            if len(ok) < 2:
+            if len(two) < 2:
                 continue
-            b = ok[order[1]]
+            b = ok[two[1]]
             tang = uv[b] - uv[a]
             length = float(np.linalg.norm(tang))
             if length < 1e-9:

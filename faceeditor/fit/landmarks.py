@@ -36,7 +36,7 @@ class LandmarkFitConfig:
     n_identity: int = 100
     iterations: int = 14
     rigid_iterations: int = 5
-    sigma_landmark: float = 0.03  # expected landmark noise, fraction of the eye distance
+    sigma_landmark: float = 0.015  # expected landmark noise, fraction of the eye distance
     sigma_identity: float = 1.0  # identity coefficients ~ N(0, 1)
     sigma_expression: float = 0.6
     strong_priors: dict[str, float] = field(default_factory=lambda: {
@@ -50,6 +50,8 @@ class LandmarkFitConfig:
     use_dense: bool = True
     dense_weight: float = 0.25  # per dense point, relative to a 68-set point
     huber: float = 2.5  # in units of sigma_landmark
+    pose_correction: bool = True  # remove the detector's pose-dependent bias (landmark map)
+    depth_weight: float = 0.0  # mediapipe's relative depth of the dense points (0 = off)
     fixed_focal: float | None = None
 
 
@@ -74,6 +76,14 @@ def _rodrigues(w: np.ndarray) -> np.ndarray:
     k = w / th
     K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+
+
+def _euler_deg(R: np.ndarray) -> np.ndarray:
+    """(yaw, pitch, roll) in degrees of ``R = R_y(yaw) R_x(-pitch) R_z(-roll)`` (faceeditor.morphable.pose)."""
+    pitch = np.arcsin(np.clip(R[1, 2], -1.0, 1.0))
+    yaw = np.arctan2(R[0, 2], R[2, 2])
+    roll = -np.arctan2(R[1, 0], R[1, 1])
+    return np.degrees(np.array([yaw, pitch, roll]))
 
 
 def _skew(a: np.ndarray) -> np.ndarray:
@@ -104,6 +114,12 @@ class LandmarkFitter:
                                                       model.mp478_bary.cpu().numpy())
             w = model.mp478_weight
             self.dense_w = np.ones(len(self.dense)) if w is None else w.cpu().numpy().astype(np.float64)
+        pc = getattr(model, "lm68_pose_corr", None)
+        self.inner_corr = None if pc is None else pc.cpu().numpy().astype(np.float64)
+        pc = getattr(model, "mp478_pose_corr", None)
+        self.dense_corr = None if pc is None else pc.cpu().numpy().astype(np.float64)
+        if self.dense_corr is None:
+            self.inner_corr = None
         K = self.slices.n_coeffs
         prior = np.empty(K)
         prior[: self.cfg.n_identity] = 1.0 / self.cfg.sigma_identity
@@ -154,6 +170,9 @@ class LandmarkFitter:
         weights.append(np.full(17, cfg.jaw_weight))
         obs = np.concatenate(targets)
         wts = np.sqrt(np.concatenate(weights))
+        # pose-dependent detector bias (learned on renders with known pose): obs - d * C [pose/30, 1]
+        corr = np.concatenate([self.inner_corr] + ([self.dense_corr] if use_dense else [])
+                              + [np.zeros((17, 2, 4))]) if cfg.pose_correction and self.inner_corr is not None else None
 
         static = [inner_b] + ([dense_b] if use_dense else [])
         static_mean = np.concatenate([p.mean for p in static])
@@ -167,9 +186,30 @@ class LandmarkFitter:
             basis = np.concatenate([static_basis, jb])
             return mean + basis @ c, basis
 
+        # relative depth of the dense points (mediapipe's z, pixel units up to a scale): a third
+        # residual row per dense point, d_i = f (z'_i - mean z') / mean z' vs s * z_mp,i (s solved)
+        use_depth = use_dense and cfg.depth_weight > 0 and np.asarray(dense478).shape[1] > 2
+        if use_depth:
+            dsl = slice(51, 51 + len(self.dense))
+            zobs = np.asarray(dense478, dtype=np.float64)[:, 2]
+            zobs = zobs - zobs.mean()
+            zw = cfg.depth_weight * np.sqrt(self.dense_w)
+
+        def depth_rows(pc: np.ndarray, f: float) -> tuple[np.ndarray, np.ndarray]:
+            zd = -pc[dsl, 2]
+            mz = zd.mean()
+            pred = f * (zd - mz) / mz
+            sz = float(pred @ zobs) / max(float(zobs @ zobs), 1e-9)
+            return (pred - sz * zobs) * zw, -f / mz * zw
+
         def residual(R, t, logf, c, jaw_ids, obs):
             P, _ = points(c, jaw_ids)
-            return (project(P @ R.T + t, np.exp(logf)) - obs) * scale
+            pc = P @ R.T + t
+            res = np.zeros((len(pc), 3))
+            res[:, :2] = project(pc, np.exp(logf)) - obs
+            if use_depth:
+                res[dsl, 2] = depth_rows(pc, np.exp(logf))[0]
+            return res * scale
 
         def jacobian(R, t, logf, c, jaw_ids, obs, rigid: bool):
             P, basis = points(c, jaw_ids)
@@ -178,15 +218,27 @@ class LandmarkFitter:
             f = np.exp(logf)
             uv = project(pc, f)
             zp = np.maximum(-pc[:, 2], 1e-3)
-            Jp = np.zeros((len(pc), 2, 3))
+            Jp = np.zeros((len(pc), 3, 3))
             Jp[:, 0, 0] = f / zp
             Jp[:, 0, 2] = f * pc[:, 0] / zp ** 2
             Jp[:, 1, 1] = -f / zp
             Jp[:, 1, 2] = -f * pc[:, 1] / zp ** 2
-            cols = [-Jp @ _skew(RP), Jp, (uv - np.array([cx, cy]))[:, :, None]]  # rotation, t, log f
-            if not rigid:
-                cols.append(Jp @ (R @ basis))
-            return (uv - obs) * scale, np.concatenate(cols, 2) * scale
+            res = np.zeros((len(pc), 3))
+            res[:, :2] = uv - obs
+            df = np.zeros((len(pc), 3, 1))
+            df[:, :2, 0] = uv - np.array([cx, cy])
+            if use_depth:
+                res[dsl, 2], Jp[dsl, 2, 2] = depth_rows(pc, f)
+                df[dsl, 2, 0] = res[dsl, 2]
+            cols = [-Jp @ _skew(RP), Jp, df]  # rotation, t, log f
+            if not rigid:  # d(pc)/dc = R basis; contract with Jp row by row (fast for small 3x3 blocks)
+                A = Jp @ R  # (N,3,3)
+                Jc = np.empty((len(pc), 3, basis.shape[2]))
+                for r in range(3):
+                    Jc[:, r] = (A[:, r, 0, None] * basis[:, 0] + A[:, r, 1, None] * basis[:, 1]
+                                + A[:, r, 2, None] * basis[:, 2])
+                cols.append(Jc)
+            return res * scale, np.concatenate(cols, 2) * scale
 
         def assign(c, R, t, logf):
             return tracker.assign(c, R, t, lambda p: project(p, np.exp(logf)), l68[:17], self.jaw_fixed)
@@ -203,10 +255,12 @@ class LandmarkFitter:
                 if (it - cfg.rigid_iterations) % 4 == 3:
                     tracker.update_normals(c)
                 jaw_ids, slid, _ = assign(c, R, t, logf)
+                if corr is not None:
+                    obs_it = obs - d * (corr @ np.append(_euler_deg(R) / 30.0, 1.0))
                 obs_it[-17:] = slid
             res, J = jacobian(R, t, logf, c, jaw_ids, obs_it, rigid)
             # IRLS Huber weights per point on the normalised 2D residual
-            nrm = np.linalg.norm(res, axis=1)
+            nrm = np.linalg.norm(res[:, :2], axis=1)
             rw = np.where(nrm <= cfg.huber, 1.0, cfg.huber / np.maximum(nrm, 1e-12))
             ww = (wts * np.sqrt(rw))[:, None]
             r = (res * ww).reshape(-1)

@@ -42,6 +42,7 @@ class PhotometricConfig:
     irls_steps: int = 4
     refine_steps: int = 0  # Adam steps of geometry refinement (0 = off)
     refine_lr: float = 0.01
+    refine_landmark_weight: float = 2.0
 
 
 def crop_camera(state: FaceState, size: int, margin: float = 1.7) -> tuple[Camera, tuple[float, float, float]]:
@@ -98,9 +99,20 @@ def estimate_sh(image: torch.Tensor, normals: torch.Tensor, mask: torch.Tensor, 
 
 
 def fit_photometric(photo: np.ndarray, state: FaceState, model: FaceModel,
-                    config: PhotometricConfig | None = None) -> FaceState:
-    """Add SH lighting, the albedo atlas and its confidence to ``state`` (a copy is returned)."""
+                    config: PhotometricConfig | None = None, progress=None) -> FaceState:
+    """Add SH lighting, the albedo atlas and its confidence to ``state`` (a copy is returned).
+
+    ``progress(stage, fraction, loss) -> bool`` is called per refinement step and per stage;
+    returning False raises :class:`faceeditor.fit.pipeline.FitCancelled`.
+    """
     cfg = config or PhotometricConfig()
+
+    def report(stage: str, fraction: float, loss: float | None = None) -> None:
+        if progress is not None and progress(stage, fraction, loss) is False:
+            from faceeditor.fit.pipeline import FitCancelled
+
+            raise FitCancelled(f"fit cancelled during {stage}")
+
     t0 = time.perf_counter()
     state = state.copy()
     cam, box = crop_camera(state, cfg.crop)
@@ -109,7 +121,7 @@ def fit_photometric(photo: np.ndarray, state: FaceState, model: FaceModel,
     if cfg.refine_steps > 0:
         from faceeditor.fit.refine import refine_geometry
 
-        p = refine_geometry(model, image, cam, p, state, cfg)
+        p = refine_geometry(model, image, cam, p, state, cfg, report)
         state.rotation = p["rotation"][0].detach().cpu().numpy()
         state.translation = p["translation"][0].detach().cpu().numpy()
         state.identity = p["identity"][0].detach().cpu().numpy()
@@ -123,12 +135,14 @@ def fit_photometric(photo: np.ndarray, state: FaceState, model: FaceModel,
         mask = frags.mask()[0, 0] > 0
         mask = -F.max_pool2d(-mask[None, None].float(), 5, 1, 2)[0, 0] > 0  # erode 2 px: no silhouette mixing
         sh, rho = estimate_sh(image, nmap, mask, cfg.irls_steps)
+        report("lighting", 1.0)
         # z-buffer of the whole head for texture visibility, at the crop's resolution
         head = rasterize(cam.project(verts), model.faces, cam.height, cam.width)
         zbuf = head.depth_map()[0, 0]
         full = state.camera()
         photo_t = torch.from_numpy(photo).to(model.device).permute(2, 0, 1).float() / 255.0
         atlas, conf = unproject_texture(model, photo_t, verts[0], normals[0], full, sh, zbuf, cam, cfg.texture_size)
+    report("texture", 1.0)
     state.sh = sh.cpu().numpy()
     state.texture = (np.clip(atlas, 0, 1) * 255 + 0.5).astype(np.uint8)
     state.texture_confidence = (np.clip(conf, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -71,7 +71,7 @@ def fit_face(rgb: np.ndarray, face: Face, model: FaceModel | None = None, photom
 
         _check(progress, "photometric", 0.0)
         state = fit_photometric(rgb, state, model, PhotometricConfig(texture_size=texture_size,
-                                                                     refine_steps=refine_steps))
+                                                                     refine_steps=refine_steps), progress)
         _check(progress, "photometric", 1.0)
     return state
 

@@ -83,6 +83,7 @@ class FaceModel:
                             for k, v in sets.items() if k.startswith("idx_to_") and k.endswith("_verts")}
         self.mp478_face = self.mp478_bary = self.mp478_weight = None
         self.lm68_face = self.lm68_bary = None
+        self.mp478_pose_corr = self.lm68_pose_corr = None
         self.set_landmark_map(arrays)
         self._subset_cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()  # the loaded model is shared by GUI, fit and render threads
@@ -94,7 +95,7 @@ class FaceModel:
         for name in ("mp478_face", "lm68_face"):
             if name in arrays:
                 setattr(self, name, torch.as_tensor(np.asarray(arrays[name], dtype=np.int64), device=dev))
-        for name in ("mp478_bary", "mp478_weight", "lm68_bary"):
+        for name in ("mp478_bary", "mp478_weight", "lm68_bary", "mp478_pose_corr", "lm68_pose_corr"):
             if name in arrays:
                 setattr(self, name, torch.as_tensor(np.asarray(arrays[name], dtype=np.float32), device=dev))
 

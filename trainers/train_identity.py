@@ -1,0 +1,174 @@
+"""Train R, the identity network (:mod:`faceeditor.neural.identity`), distilled from dlib's descriptor.
+
+    python -m trainers.train_identity [--steps 6000] [--batch 32] [--threads 2] [--out cache/train/identity]
+    python -m trainers.train_identity --preset gpu
+    torchrun --nproc_per_node 4 -m trainers.train_identity --preset gpu
+
+The teacher is dlib's 128-D descriptor of each photo (``trainers/prepare_dataset.py``). Loss: the
+L2 distance to the teacher's vector, ``1 - cos``, a relational term matching every in-batch
+pairwise distance to the teacher's, and a margin loss on LFW identities (each batch holds
+``pairs_per_batch`` same-person pairs). Augmentation: horizontal flips (same target), colour
+jitter, +-4 px shifts. The verification threshold is chosen on training-person pairs and stored
+in the manifest. Weights: ``resources/identity_net.pt``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+if str(REPO_DIR) not in sys.path:
+    sys.path.insert(0, str(REPO_DIR))
+
+from trainers.common import (JsonLog, color_jitter, command_line, config_dict, export_weights,  # noqa: E402
+                             images_to_tensor, parse_config, random_shift, seed_everything, setup_cpu,
+                             setup_device, train_loop)
+
+
+@dataclass
+class Config:
+    out: Path = REPO_DIR / "cache" / "train" / "identity"
+    data: str = ""
+    widths: str = "32,64,128,256"
+    blocks: int = 1
+    hidden: int = 512
+    dropout: float = 0.0
+    batch: int = 32
+    pairs_per_batch: int = 8  # same-person pairs (2 images each) in every batch
+    steps: int = 6000
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    w_cos: float = 1.0
+    w_rel: float = 1.0
+    w_pair: float = 0.3
+    margin_same: float = 0.45
+    margin_diff: float = 0.75
+    shift: int = 4
+    bf16: bool = True
+    threads: int = 2
+    device: str = "auto"
+    seed: int = 0
+    eval_every: int = 1000
+    ckpt_every: int = 250
+    val_limit: int = 0  # unused: verification always runs on every val pair
+    max_minutes: float = 115.0
+    export: bool = True
+
+    HELP = {"pairs_per_batch": "same-person LFW pairs per batch", "w_rel": "weight of the pairwise-distance "
+            "distillation term", "w_pair": "weight of the identity margin loss"}
+
+
+PRESETS = {
+    "gpu": {"widths": "64,128,256,512", "blocks": 2, "batch": 128, "pairs_per_batch": 32, "steps": 30000,
+            "lr": 3e-3, "threads": 8},
+    "quick": {"steps": 30, "eval_every": 0, "export": False},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from faceeditor.neural.data import decoded, load_table, read_index
+    from faceeditor.neural.evaluate import TRAIN_PAIRS_PER_PERSON, VAL_PAIRS_PER_PERSON, evaluate_identity, lfw_pairs
+    from faceeditor.neural.identity import NAME, IdentityNet
+
+    def verification(net) -> dict:
+        return evaluate_identity(net, images["val"], arr["val"], arr["train"], images["train"], None, cfg.seed)
+
+    cfg = parse_config(Config, argv, PRESETS, description=__doc__)
+    seed_everything(cfg.seed)
+    print(setup_cpu(cfg.threads), flush=True)
+    dev, rank, world = setup_device(cfg.device)
+    root = Path(cfg.data) if cfg.data else None
+    tables = {s: load_table(root, s, 128, blobs=("image",)) for s in ("train", "val")}
+    images = {s: decoded(tables[s], "image", s, root) for s in tables}
+    arr = {s: tables[s].arrays for s in tables}
+    pairs = {"train": lfw_pairs(arr["train"], cfg.seed + 1, TRAIN_PAIRS_PER_PERSON),
+             "val": lfw_pairs(arr["val"], cfg.seed, VAL_PAIRS_PER_PERSON)}
+    tr = arr["train"]
+    n_train = len(images["train"])
+    desc = torch.from_numpy(tr["descriptor"]).float()
+    pid = torch.from_numpy(tr["person_id"])
+    # persons with >= 2 LFW training images, for the same-person pairs of each batch
+    groups: dict[int, list[int]] = {}
+    for i in np.nonzero(tr["source"] == "lfw")[0]:
+        groups.setdefault(int(tr["person_id"][i]), []).append(int(i))
+    multi = [np.array(v) for v in groups.values() if len(v) >= 2]
+    print(f"train {n_train} val {len(images['val'])} images; {len(multi)} train persons with >= 2 images; "
+          f"pairs train {len(pairs['train'][0])} val {len(pairs['val'][0])}; "
+          f"teacher norm {float(desc.norm(dim=1).mean()):.3f}", flush=True)
+    widths = tuple(int(w) for w in cfg.widths.split(","))
+    net = IdentityNet(widths, cfg.blocks, 128, cfg.hidden, cfg.dropout).to(dev).to(memory_format=torch.channels_last)
+    out = Path(cfg.out)
+    log = JsonLog(out / "log.jsonl")
+    log(config=config_dict(cfg), params=sum(p.numel() for p in net.parameters()))
+
+    def batch_fn(step: int, g: torch.Generator):
+        P = min(cfg.pairs_per_batch, cfg.batch // 2)
+        chosen = torch.randint(0, len(multi), (P,), generator=g).tolist()
+        idx = []
+        for c in chosen:
+            m = multi[c]
+            a, b = torch.randperm(len(m), generator=g)[:2].tolist()
+            idx += [int(m[a]), int(m[b])]
+        idx += torch.randint(0, n_train, (cfg.batch - len(idx),), generator=g).tolist()
+        idx = np.array(idx)
+        img = images_to_tensor(images["train"][idx])
+        flip = torch.rand(len(idx), generator=g) < 0.5
+        img[flip] = img[flip].flip(-1)
+        shifts = torch.randint(-cfg.shift, cfg.shift + 1, (len(idx), 2), generator=g)
+        img = color_jitter(random_shift(img, shifts), g)
+        it = torch.from_numpy(idx)
+        return {"image": img.to(dev), "desc": desc[it].to(dev), "pid": pid[it].to(dev)}
+
+    def loss_fn(model, b):
+        y = model(b["image"]).float()
+        t = b["desc"]
+        l2 = (y - t).norm(dim=1).mean()
+        cos = (1 - F.cosine_similarity(y, t, dim=1)).mean()
+        dy = torch.cdist(y, y)
+        dt = torch.cdist(t, t)
+        off = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
+        rel = (dy - dt).abs()[off].mean()
+        same = (b["pid"][:, None] == b["pid"][None, :]) & off
+        diff = (b["pid"][:, None] != b["pid"][None, :])
+        lp = F.relu(dy - cfg.margin_same)[same].mean() if same.any() else y.new_zeros(())
+        ln = F.relu(cfg.margin_diff - dy)[diff].mean()
+        loss = l2 + cfg.w_cos * cos + cfg.w_rel * rel + cfg.w_pair * (lp + ln)
+        return loss, {"l2": l2.item(), "rel": rel.item(), "cos": cos.item(), "pair": (lp + ln).item()}
+
+    def eval_fn(model):
+        return verification(model)
+
+    ev = train_loop(cfg=cfg, model=net, batch_fn=batch_fn, loss_fn=loss_fn, eval_fn=eval_fn, out=out, log=log,
+                    device=dev, rank=rank, world=world)
+    if rank == 0:
+        net = net.cpu().eval()
+        full = verification(net)
+        print("final val:", full, flush=True)
+        if cfg.export:
+            idx = read_index(root)
+            path, mpath = export_weights(net, NAME, net.arch, {
+                "network": "R: identity network distilled from dlib's 128-D descriptor (faceeditor/neural/identity.py)",
+                "trainer": "trainers/train_identity.py", "command": command_line(), "config": config_dict(cfg),
+                "teacher": "dlib_face_recognition_resnet_model_v1 (face_recognition_models 0.3.0, CC0/Boost)",
+                "threshold": full["id_threshold"],
+                "data": {"dataset": "trainers/prepare_dataset.py output", "samples": idx["samples"],
+                         "sources": ["../shared/data/lfw (research use, UMass LFW terms)",
+                                     "../shared/data/utkface (non-commercial research only)"],
+                         "split_seed": idx["split_seed"], "val_fraction": idx["val_fraction"],
+                         "train_images": n_train, "val_images": len(images["val"])},
+                "metrics_val": full, "train_seconds": ev.get("train_seconds"), "steps": ev.get("steps"),
+                "input": "aligned 128 px RGB crop in [0,1] (faceeditor/neural/align.py)",
+                "license": "weights derived from LFW and UTKFace: research / non-commercial use only",
+            })
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {mpath}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
