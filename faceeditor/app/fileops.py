@@ -1,0 +1,314 @@
+"""File actions of the editor window: open (dialog, sample, recent, drop), sessions, exports,
+presets, and the crash-safe autosave.
+
+Heavy work (full-resolution render for export, writing meshes, reading sessions and photos)
+runs on the render thread through :meth:`MainWindow.submit`; dialogs and messages stay here.
+Each ``*_dialog`` method asks for a path and calls the plain method, which tests call directly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+from faceeditor.io.session import (SUFFIX, autosave_path, clear_autosave, load_session, pending_autosave,
+                                   save_session)
+from faceeditor.paths import sample_image_path, user_dir
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+IMAGE_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.tif *.tiff *.bmp *.gif)"
+AUTOSAVE_INTERVAL_MS = 3000
+MAX_RECENT = 10
+
+
+class FileOps:
+    def __init__(self, window) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.w = window
+        self._autosaved_version = -1
+        self._autosave_thread: threading.Thread | None = None
+        self.autosave_timer = QTimer(window, interval=AUTOSAVE_INTERVAL_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+        self.last_export: Path | None = None
+
+    # ----------------------------------------------------------------- opening
+    def open_dialog(self) -> None:
+        start = str(Path(self.recent()[0]).parent) if self.recent() else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self.w, "Open a photo or session", start,
+                                              f"{IMAGE_FILTER};;FaceEditor sessions (*{SUFFIX});;All files (*)")
+        if path:
+            self.w.open_path(path)
+
+    def open_sample(self) -> None:
+        try:
+            self.w.open_path(sample_image_path())
+        except FileNotFoundError as exc:
+            self.w.show_error(str(exc))
+
+    @staticmethod
+    def dropped_path(mime) -> Path | None:
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile():
+                p = Path(url.toLocalFile())
+                if p.suffix.lower() in IMAGE_SUFFIXES + (SUFFIX,):
+                    return p
+        return None
+
+    def recent(self) -> list[str]:
+        try:
+            items = json.loads((user_dir() / "recent.json").read_text())
+            return [str(p) for p in items if isinstance(p, str)]
+        except (OSError, ValueError):
+            return []
+
+    def add_recent(self, path) -> None:
+        p = str(Path(path).resolve())
+        items = [p] + [q for q in self.recent() if q != p]
+        try:
+            (user_dir() / "recent.json").write_text(json.dumps(items[:MAX_RECENT], indent=1))
+        except OSError:
+            pass
+        self.refresh_recent()
+
+    def refresh_recent(self) -> None:
+        items = [p for p in self.recent() if Path(p).exists()]
+        menu = self.w.recent_menu
+        menu.clear()
+        for p in items:
+            a = menu.addAction(Path(p).name)
+            a.setToolTip(p)
+            a.triggered.connect(lambda _=False, p=p: self.w.open_path(p))
+        menu.setEnabled(bool(items))
+        self.w.welcome.set_recent(items)
+
+    # ----------------------------------------------------------------- sessions
+    def open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.w, "Open session", str(user_dir()), f"Sessions (*{SUFFIX})")
+        if path:
+            self.open_session(path)
+
+    def open_session(self, path, dirty: bool = False) -> None:
+        engine = self.w.engine
+
+        def job():
+            session = load_session(path)
+            loaded = engine.load_photo(session.photo_path)
+            return session, loaded, engine.head_texture(session.state)
+
+        def done(result) -> None:
+            session, loaded, texture = result
+            w = self.w
+            w.cancel_fit(quiet=True)
+            w.doc.restore(session, loaded.pixels, loaded, None if dirty else Path(path))
+            w.doc.dirty = dirty
+            w.viewport.set_texture(texture)
+            w.statusBar().showMessage(f"Session restored: {Path(session.photo_path).name}", 5000)
+            w._refresh_all()
+
+        self.w.submit(job, done)
+        self.w.statusBar().showMessage(f"Opening session {path}…")
+
+    def save_session(self, wait: bool = False) -> bool:
+        doc = self.w.doc
+        if doc.session_path is None:
+            return self.save_session_as(wait)
+        self.save_session_to(doc.session_path, wait)
+        return True
+
+    def save_session_as(self, wait: bool = False) -> bool:
+        doc = self.w.doc
+        stem = doc.photo_path.stem if doc.photo_path else "face"
+        path, _ = QFileDialog.getSaveFileName(self.w, "Save session", str(Path.home() / f"{stem}{SUFFIX}"),
+                                              f"Sessions (*{SUFFIX})")
+        if not path:
+            return False
+        self.save_session_to(path if path.endswith(SUFFIX) else path + SUFFIX, wait)
+        return True
+
+    def save_session_to(self, path, wait: bool = False) -> None:
+        """Write the session on the render thread (``wait``: here and now, e.g. while closing)."""
+        doc = self.w.doc
+        session = doc.to_session()
+        version = doc.version
+        if wait:
+            save_session(path, session)
+            doc.mark_saved(path)
+            clear_autosave()
+            return
+
+        def done(p) -> None:
+            if doc.version == version:
+                doc.mark_saved(p)
+                clear_autosave()
+            else:
+                doc.session_path = Path(p)
+            self.w._refresh_all()
+            self.w.statusBar().showMessage(f"Saved session {p}", 5000)
+
+        self.w.submit(lambda: save_session(path, session), done)
+
+    # ----------------------------------------------------------------- autosave
+    def autosave(self, wait: bool = False) -> None:
+        doc = self.w.doc
+        if (not doc.dirty or not doc.has_face or doc.photo_path is None
+                or doc.version == self._autosaved_version):
+            return
+        if self._autosave_thread is not None and self._autosave_thread.is_alive():
+            return
+        session = doc.to_session()
+        self._autosaved_version = doc.version
+
+        def write() -> None:
+            try:
+                save_session(autosave_path(), session)
+            except Exception as exc:  # autosave must never disturb editing
+                print(f"faceeditor: autosave failed: {exc}")
+
+        self._autosave_thread = threading.Thread(target=write, name="autosave", daemon=True)
+        self._autosave_thread.start()
+        if wait:
+            self._autosave_thread.join()
+
+    def offer_restore(self) -> bool:
+        """At start-up: offer the session a crash left behind. Returns True when there was one."""
+        p = pending_autosave()
+        if p is None:
+            return False
+        try:
+            s = load_session(p)
+        except Exception:
+            clear_autosave()
+            return False
+        age = max(0.0, time.time() - s.saved_at)
+        when = f"{age / 60:.0f} min ago" if age < 7200 else time.strftime("%d %b %H:%M", time.localtime(s.saved_at))
+        self.w.banner.show_message(
+            f"FaceEditor closed before your edits of <b>{Path(s.photo_path).name}</b> were saved ({when}). "
+            "Restore them?", "warn",
+            [("Restore", lambda: self.open_session(p, dirty=True)), ("Discard", clear_autosave)])
+        return True
+
+    def confirm_discard(self) -> bool:
+        doc = self.w.doc
+        if not doc.dirty or not doc.has_face:
+            return True
+        r = QMessageBox.question(self.w, "Unsaved edits", "Save the session before closing?",
+                                 QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        if r == QMessageBox.Cancel:
+            return False
+        if r == QMessageBox.Save:
+            try:
+                return self.save_session(wait=True)
+            except Exception as exc:  # a failed save must not lose the edits: stay open
+                self.w.show_error(str(exc))
+                return False
+        doc.dirty = False  # discarded on purpose: nothing to offer back next time
+        clear_autosave()
+        return True
+
+    def shutdown(self) -> None:
+        self.autosave_timer.stop()
+        if self._autosave_thread is not None:
+            self._autosave_thread.join(5)
+        if not self.w.doc.dirty:
+            clear_autosave()
+
+    # ----------------------------------------------------------------- exports
+    def _default(self, suffix: str) -> str:
+        doc = self.w.doc
+        stem = (doc.photo_path.stem if doc.photo_path else "face") + "_edited"
+        folder = self.last_export.parent if self.last_export else (doc.photo_path.parent if doc.photo_path else Path.home())
+        return str(folder / f"{stem}{suffix}")
+
+    def export_image_dialog(self) -> None:
+        path, flt = QFileDialog.getSaveFileName(self.w, "Export image", self._default(".png"),
+                                                "PNG image (*.png);;JPEG image (*.jpg *.jpeg)")
+        if not path:
+            return
+        if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            path += ".jpg" if "JPEG" in flt else ".png"
+        quality = 95
+        if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+            quality, ok = QInputDialog.getInt(self.w, "JPEG quality", "Quality (1–100):", 92, 1, 100)
+            if not ok:
+                return
+        self.export_image(path, quality)
+
+    def export_image(self, path, quality: int = 95, callback=None) -> None:
+        from faceeditor.io import save_image
+
+        w = self.w
+        stamp, edit, loaded = w.doc.version, w.doc.resolved_edit(), w.doc.loaded
+
+        def job():
+            return save_image(path, w.worker.full_image(stamp, edit), quality=quality, like=loaded)
+
+        self._run_export(job, callback, "image")
+
+    def export_mesh_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.w, "Export textured mesh", self._default(".obj"),
+                                              "Wavefront OBJ (*.obj)")
+        if path:
+            self.export_mesh(path if path.lower().endswith(".obj") else path + ".obj")
+
+    def export_mesh(self, path, callback=None) -> None:
+        state, edit = self.w.doc.state, self.w.doc.resolved_edit()
+        self._run_export(lambda: self.w.engine.export_mesh(Path(path), state, edit), callback, "mesh")
+
+    def export_params_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.w, "Export parameters", self._default(".json"), "JSON (*.json)")
+        if path:
+            self.export_params(path if path.lower().endswith(".json") else path + ".json")
+
+    def export_params(self, path, callback=None) -> None:
+        state, edit = self.w.doc.state, self.w.doc.resolved_edit()
+        self._run_export(lambda: self.w.engine.export_params(Path(path), state, edit), callback, "parameters")
+
+    def _run_export(self, job, callback, what: str) -> None:
+        def done(p) -> None:
+            self.last_export = Path(p)
+            self.w.statusBar().showMessage(f"Exported {what}: {p}", 6000)
+            if callback is not None:
+                callback(p)
+
+        self.w.statusBar().showMessage(f"Exporting {what}…")
+        self.w.submit(job, done)
+
+    # ----------------------------------------------------------------- presets
+    def presets_dir(self) -> Path:
+        d = user_dir() / "presets"
+        d.mkdir(exist_ok=True)
+        return d
+
+    def save_preset_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.w, "Save preset", str(self.presets_dir() / "preset.json"),
+                                              "Presets (*.json)")
+        if path:
+            self.save_preset(path)
+
+    def save_preset(self, path) -> None:
+        self.w.doc.resolved_edit().save(Path(path))
+        self.w.statusBar().showMessage(f"Saved preset {path}", 5000)
+
+    def load_preset_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.w, "Load preset", str(self.presets_dir()), "Presets (*.json)")
+        if path:
+            self.load_preset(path)
+
+    def load_preset(self, path) -> None:
+        from faceeditor.cli import UserError
+        from faceeditor.edit.params import EditParams
+
+        try:
+            params = EditParams.load(Path(path))
+        except UserError as exc:
+            self.w.show_error(str(exc))
+            return
+        self.w.doc.load_preset(params, f"Preset {Path(path).stem}")

@@ -1,0 +1,214 @@
+"""``faceeditor bench gui``: how the editor window feels, measured on the real window.
+
+Runs the real window (fitter, compositor, OpenGL viewport) under the current display, or
+re-runs itself under ``xvfb-run`` when there is none. On a 1024 px photo (the sample
+portrait upscaled, or ``--photo``):
+
+* ``first_fit_ms``: file dropped on the window -> the fitted head is drawn in the 3D viewport;
+* ``slider_latency_ms_median`` / ``_p95``: a slider step (one event, then a pause, as with
+  arrow keys or a nudge) -> the canvas paints a render of that edit (preview scale);
+* ``slider_drag_latency_ms_median`` / ``_p95``: the same during a continuous drag (an event
+  every 33 ms), where a render may have to finish before the newest one starts;
+* ``ui_stall_ms_max``: the longest the UI thread went without running a 5 ms timer, from the
+  drop to the end of the slider runs (fitting and renders in the background);
+* ``viewport_fps``: frames drawn per second while the 3D view orbits continuously.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NAME = "gui"
+HELP = "time the editor window: first fit, slider-to-pixels latency, UI stalls, viewport fps"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--photo", type=Path, default=None, help="photo to drop (default: sample at 1024 px)")
+    parser.add_argument("--size", type=int, default=1024, help="long side the photo is resized to (default 1024)")
+    parser.add_argument("--steps", type=int, default=30, help="slider steps per run (default 30)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the editor)")
+    parser.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window at the end")
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def _prepare_photo(args, folder: Path) -> Path:
+    import cv2
+
+    from faceeditor.io import load_image, save_image
+    from faceeditor.paths import sample_image_path
+
+    rgb = load_image(args.photo or sample_image_path()).pixels
+    h, w = rgb.shape[:2]
+    s = args.size / max(h, w)
+    if abs(s - 1.0) > 1e-6:
+        rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+    out = folder / "bench_photo.png"
+    save_image(out, rgb)
+    return out
+
+
+def _rerun_under_xvfb(args) -> dict:
+    xvfb = shutil.which("xvfb-run")
+    if xvfb is None:
+        raise RuntimeError("no display and no xvfb-run: run under a display or install xvfb")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "gui.json"
+        cmd = [xvfb, "-a", "-s", "-screen 0 1600x1000x24", sys.executable, "-m", "faceeditor", "bench", "gui",
+               "--json", str(out), "--size", str(args.size), "--steps", str(args.steps), "--threads", str(args.threads)]
+        if args.photo:
+            cmd += ["--photo", str(args.photo)]
+        if args.screenshot:
+            cmd += ["--screenshot", str(args.screenshot)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        import json
+
+        return json.loads(out.read_text())
+
+
+def run(args: argparse.Namespace) -> dict:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return _rerun_under_xvfb(args)
+    if os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen" and os.environ.get("DISPLAY"):
+        os.environ["QT_QPA_PLATFORM"] = "xcb"  # a real OpenGL viewport under the X server
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["FACEEDITOR_HOME"] = str(Path(tmp) / "home")
+        photo = _prepare_photo(args, Path(tmp))
+        return _measure(args, photo)
+
+
+def _measure(args, photo: Path) -> dict:  # noqa: C901 - one scripted session
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from faceeditor.app.driver import Driver
+    from faceeditor.app.main import create_application
+    from faceeditor.app.window import MainWindow
+
+    from faceeditor.app.engine import Engine
+
+    app = create_application()
+    win = MainWindow(Engine(threads=args.threads))
+    win.resize(1480, 920)
+    win.show()
+    d = Driver(win)
+    d.pump(60, lambda: win.lbl_device.text() != "device …")  # warm-up done (model, detector)
+    d.pump(0.5)
+
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append((now - last[0]) * 1e3 - 5.0)
+        last[0] = now
+
+    timer = QTimer(interval=5)
+    timer.timeout.connect(tick)
+    paints: list[tuple[int, float]] = []
+    win.canvas.painted.connect(lambda stamp, t: paints.append((stamp, t)))
+
+    last[0] = time.perf_counter()
+    timer.start()
+    t_drop = d.drop(photo)
+    vp = win.viewport
+    d.pump(120, lambda: vp.stamp >= 0 and vp.frame_times and vp.frame_times[-1] > t_drop and vp.frames > 0
+           and win.t_first_fit_ms is not None)
+    d.pump(5, lambda: vp.frame_times and vp.frame_times[-1] >= t_drop + (win.t_first_fit_ms or 0) / 1e3)
+    first_fit_ms = (vp.frame_times[-1] - t_drop) * 1e3 if vp.frame_times else float("nan")
+    d.wait_fitted(180)
+    d.wait_idle(60)
+    fit_done_ms = (time.perf_counter() - t_drop) * 1e3
+    n_fit_gaps = len(gaps)
+    warm = time.perf_counter()
+    d.pump(60, lambda: win.worker._idle_prepare is None)  # the renderers' warm-up after the fit
+    warm_up_ms = (time.perf_counter() - warm) * 1e3
+
+    def latency_run(values: list[float], spacing: float) -> list[float]:
+        out = []
+        pending: list[tuple[int, float]] = []
+        for v in values:
+            t0 = time.perf_counter()
+            stamp = d.set_slider(win.pose_panel.sliders["yaw"], v)
+            pending.append((stamp, t0))
+            d.pump(spacing)
+            _collect(pending, paints, out)
+        d.pump(3.0, lambda: not pending or not _collect(pending, paints, out))
+        d.wait_idle(30)
+        return out
+
+    steps = args.steps
+    nudges = [(-1) ** i * (4 + (i % 5) * 2.5) for i in range(steps)]
+    paints.clear()
+    step_lat = latency_run(nudges, 0.25)
+    drag = [20 * (i / max(steps - 1, 1)) - 10 for i in range(steps)]
+    paints.clear()
+    drag_lat = latency_run(drag, 1 / 30)
+    timer.stop()
+    ui_stall = max(gaps) if gaps else float("nan")
+
+    # viewport: continuous orbit
+    vp.reset_view()
+    d.pump(0.3)
+    n0, t0 = vp.frames, time.perf_counter()
+    while time.perf_counter() - t0 < 2.5:
+        vp.cam.yaw = 30 * __import__("math").sin((time.perf_counter() - t0) * 2)
+        vp.update()
+        QApplication.processEvents()
+    fps = (vp.frames - n0) / (time.perf_counter() - t0)
+
+    if args.screenshot:
+        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        win.grab().save(str(args.screenshot))
+    result = {
+        "first_fit_ms": round(first_fit_ms, 1),
+        "slider_latency_ms_median": round(statistics.median(step_lat), 1) if step_lat else None,
+        "slider_latency_ms_p95": round(_percentile(step_lat, 0.95), 1) if step_lat else None,
+        "slider_drag_latency_ms_median": round(statistics.median(drag_lat), 1) if drag_lat else None,
+        "slider_drag_latency_ms_p95": round(_percentile(drag_lat, 0.95), 1) if drag_lat else None,
+        "ui_stall_ms_max": round(ui_stall, 1),
+        "ui_stall_ms_max_fitting": round(max(gaps[:n_fit_gaps], default=0.0), 1),
+        "ui_stall_ms_max_sliders": round(max(gaps[n_fit_gaps:], default=0.0), 1),
+        "ui_stall_ms_p99": round(_percentile(gaps, 0.99), 1),
+        "viewport_fps": round(fps, 1),
+        "fit_complete_ms": round(fit_done_ms, 1),
+        "fit_ms": round(win.timings["fit_ms"] or 0.0, 1),
+        "renderer_warm_up_ms": round(warm_up_ms, 1),
+        "photo_px": list(win.doc.photo.shape[1::-1]),
+        "preview_px": round(max(win.doc.photo.shape[:2]) * win.preview_scale()),
+        "full_render_ms": round(win.timings["render_ms"] or 0.0, 1),
+        "slider_samples": [len(step_lat), len(drag_lat)],
+        "device": win.lbl_device.text(),
+        "viewport": type(vp).__name__,
+        "platform": QApplication.platformName(),
+        "torch_threads": args.threads,
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other programs competing for the CPU
+    }
+    win.shutdown()
+    win.close()
+    return result
+
+
+def _collect(pending: list[tuple[int, float]], paints: list[tuple[int, float]], out: list[float]) -> bool:
+    """Move events whose stamp has been painted from ``pending`` to ``out``; True if any remain."""
+    for stamp, t_ev in list(pending):
+        hit = next((t for s, t in paints if s >= stamp and t >= t_ev), None)
+        if hit is not None:
+            out.append((hit - t_ev) * 1e3)
+            pending.remove((stamp, t_ev))
+    return bool(pending)
