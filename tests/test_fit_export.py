@@ -191,7 +191,7 @@ def fake_pipeline(monkeypatch, model):
     """Stands in for faceeditor.fit.pipeline.fit_photo: two synthetic faces, the smaller first."""
     calls: list[dict] = []
 
-    def fit_photo(rgb, face_index=None, all_faces=False, photometric=True, texture_size=512, progress=None):
+    def fit_photo(rgb, face_index=None, all_faces=False, photometric=True, texture_size=512, progress=None, **kw):
         calls.append(dict(face_index=face_index, all_faces=all_faces, photometric=photometric,
                           texture_size=texture_size))
         h, w = rgb.shape[:2]

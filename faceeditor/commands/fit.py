@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="landmark fit only: skip the photometric fit (faster; no photo texture)")
     parser.add_argument("--texture-size", type=int, default=512, metavar="T",
                         help="texture atlas tile side in pixels; the atlas is 4T x 2T (default 512)")
+    parser.add_argument("--refine", type=int, default=0, metavar="N",
+                        help="N steps of photometric geometry refinement through the differentiable renderer "
+                             "(mean-face albedo, soft silhouettes; slower, off by default)")
     parser.add_argument("--mesh-frame", choices=("camera", "model"), default="camera",
                         help="mesh coordinates: camera frame, overlays the photo (default), or the un-posed model")
 
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     states = fit_photo(rgb, face_index=None if args.face is None else args.face - 1, all_faces=args.all_faces,
-                       photometric=not args.no_photometric, texture_size=args.texture_size, progress=_Progress())
+                       photometric=not args.no_photometric, texture_size=args.texture_size, progress=_Progress(),
+                       refine_steps=max(0, args.refine))
     fit_ms = (time.perf_counter() - t0) * 1000.0
     if not states:
         raise UserError(f"{args.photo}: no face found in the {w}x{h} photo")
