@@ -123,26 +123,18 @@ class Engine:
     # ----------------------------------------------------------------- rendering
     def renderers(self) -> list[tuple[str, str, bool, str]]:
         """(id, label, available, tooltip) of every photo renderer."""
-        out = []
-        try:
-            import faceeditor.edit.compose  # noqa: F401
+        from faceeditor.edit.renderers import available_renderers
 
-            out.append(("mesh", RENDERER_LABELS["mesh"], True, "Warp and relight the photo through the fitted mesh"))
-        except ImportError:
-            out.append(("mesh", RENDERER_LABELS["mesh"], False, "faceeditor.edit.compose is not installed"))
-        out.append(("neural", RENDERER_LABELS["neural"], False, "No trained neural renderer in resources/ yet"))
-        return out
+        return [(name, RENDERER_LABELS[name], ok, tip) for name, (ok, tip) in available_renderers().items()]
 
     def make_renderer(self, rgb: np.ndarray, state, name: str, preview: bool = False):
         """A PhotoRenderer bound to this photo and face; ``preview`` trades detail for speed
         (the compositor's work grid may go down to 128 px while a slider moves)."""
-        if name != "mesh":
-            raise ValueError(f"renderer {name!r} is not available")
-        from faceeditor.edit.compose import MeshCompositor
+        from faceeditor.edit.renderers import available_renderers, make_renderer
 
-        if preview:
-            return MeshCompositor(rgb, state, self.model, min_work_px=128)
-        return MeshCompositor(rgb, state, self.model)
+        if not available_renderers().get(name, (False, ""))[0]:
+            raise ValueError(f"renderer {name!r} is not available")
+        return make_renderer(name, rgb, state, self.model, preview=preview)
 
     def edited_state(self, state, edit: EditParams):
         """``state`` with the edit applied (the compositor's own definition, for exports)."""

@@ -41,6 +41,8 @@ class FaceState:
     latent: np.ndarray | None = None  # neural renderer code z (after inversion)
     noise: list[np.ndarray] = field(default_factory=list)  # per-layer noise maps (after inversion)
     renderer_id: str | None = None  # checkpoint the latent belongs to
+    renderer_tuning: dict[str, np.ndarray] = field(default_factory=dict)  # pivotal-tuning deltas of the
+    #   neural renderer's parameters (name -> float16 array; faceeditor.neural.invert)
     timings_ms: dict[str, float] = field(default_factory=dict)
     fit_info: dict[str, object] = field(default_factory=dict)  # residuals, iterations, albedo, ...
 
@@ -79,12 +81,14 @@ class FaceState:
         out = {k: np.asarray(getattr(self, k)) for k in self._ARRAY_FIELDS if getattr(self, k) is not None}
         for i, n in enumerate(self.noise):
             out[f"noise_{i}"] = np.asarray(n)
+        for k, v in self.renderer_tuning.items():
+            out[f"tuning:{k}"] = np.asarray(v)
         return out
 
     def to_dict(self) -> dict:
         """JSON-ready scalars (arrays go to :meth:`_arrays`)."""
         d = asdict(self)
-        for k in (*self._ARRAY_FIELDS, "noise"):
+        for k in (*self._ARRAY_FIELDS, "noise", "renderer_tuning"):
             d.pop(k, None)
         d["version"] = STATE_VERSION
         d["image_size"] = list(map(int, self.image_size))
@@ -100,8 +104,10 @@ class FaceState:
         noise = [np.array(arrays[k]) for k in sorted((k for k in arrays if k.startswith("noise_")),
                                                     key=lambda s: int(s.split("_")[1]))]
         opt = {k: (np.array(arrays[k]) if k in arrays else None) for k in cls._ARRAY_FIELDS}
+        tuning = {k[len("tuning:"):]: np.array(v) for k, v in arrays.items() if k.startswith("tuning:")}
         return cls(image_size=tuple(d["image_size"]), face_box=tuple(d["face_box"]),
                    principal=None if d.get("principal") is None else tuple(d["principal"]), noise=noise,
+                   renderer_tuning=tuning,
                    **{k: v for k, v in opt.items()}, **kw)
 
     def save(self, folder: Path) -> None:

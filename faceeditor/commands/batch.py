@@ -1,0 +1,247 @@
+"""``faceeditor batch IN_DIR OUT_DIR --preset-file P.json [--jobs N] [--force]``.
+
+Applies one edit to every photo under IN_DIR (recursively) and writes the results under
+OUT_DIR with the same relative paths (inputs in a format FaceEditor cannot write, e.g. GIF,
+become PNG). Behaviour:
+
+* **never overwrites**: an output that exists is skipped unless ``--force``;
+* **resumable**: outputs are written atomically (complete or absent), so re-running the same
+  command after an interruption or a crash continues where it stopped;
+* **bad files are skipped**: unreadable images, photos without a usable face and fitting errors
+  are listed in the summary and in ``OUT_DIR/batch_report.json``; the run goes on. The exit status
+  is 0 when every photo was edited (or already done), 1 when some failed;
+* a progress bar on stderr (one line per photo when stderr is not a terminal);
+* ``--jobs N`` runs N worker processes (torch threads split between them).
+
+The light flags are relative to each photo's fitted light (see :mod:`faceeditor.edit.args`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+NAME = "batch"
+HELP = "apply one edit to every photo in a folder (recursive); skips bad files, never overwrites, resumable"
+
+REPORT_NAME = "batch_report.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from faceeditor.edit.args import add_edit_arguments
+
+    parser.add_argument("in_dir", type=Path, metavar="IN_DIR", help="folder of photos (searched recursively)")
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="where the edited photos go (created)")
+    parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    parser.add_argument("--force", action="store_true", help="overwrite outputs that already exist")
+    parser.add_argument("--face", default=None, metavar="N", help="which face: 1 = largest (default), or 'all'")
+    parser.add_argument("--quality", type=int, default=None, metavar="Q",
+                        help="JPEG/WebP quality (default: each input JPEG's, else 95)")
+    add_edit_arguments(parser)
+
+
+# ---------------------------------------------------------------------------- planning
+def discover(in_dir: Path, out_dir: Path) -> list[Path]:
+    """Image files under ``in_dir`` (by extension, case-insensitive), sorted, excluding ``out_dir``."""
+    from faceeditor.io import EXTENSIONS
+
+    exts = set(EXTENSIONS) | {".gif"}
+    out_real = Path(os.path.realpath(out_dir))
+    found = []
+    for root, dirs, files in os.walk(in_dir):
+        root_p = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(os.path.realpath(root_p / d)) != out_real)
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in exts:
+                found.append(root_p / name)
+    return sorted(found)
+
+
+def output_path(src: Path, in_dir: Path, out_dir: Path) -> Path:
+    from faceeditor.io import EXTENSIONS
+
+    rel = src.relative_to(in_dir)
+    if rel.suffix.lower() not in EXTENSIONS:
+        rel = rel.with_suffix(".png")
+    return out_dir / rel
+
+
+# ---------------------------------------------------------------------------- work
+_LIGHT_KEYS = ("light_azimuth", "light_elevation", "light_intensity", "light_ambient")
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    try:
+        import cv2
+
+        cv2.setNumThreads(max(1, threads))
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def process_one(task: tuple) -> tuple[str, str, str, float]:
+    """Edit one photo: returns (src, "ok" | "failed", message, ms). Never raises for bad input."""
+    src, dst, base_dict, light, face, quality = task
+    from faceeditor.cli import UserError
+    from faceeditor.edit.params import EditParams
+    from faceeditor.edit.photo import edit_file
+
+    t0 = time.perf_counter()
+    try:
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        args = argparse.Namespace(**light)
+        edit_file(Path(src), Path(dst), EditParams.from_dict(base_dict), args, face, quality)
+        return src, "ok", "", (time.perf_counter() - t0) * 1000.0
+    except UserError as exc:
+        msg = str(exc)
+        if msg.startswith(f"{src}: "):  # load errors name the file; the summary already does
+            msg = msg[len(src) + 2:]
+        return src, "failed", msg, (time.perf_counter() - t0) * 1000.0
+    except MemoryError:
+        return src, "failed", "out of memory", (time.perf_counter() - t0) * 1000.0
+    except Exception as exc:  # a bug or a fitter failure on one photo must not stop the batch
+        return src, "failed", f"internal error: {type(exc).__name__}: {exc}", (time.perf_counter() - t0) * 1000.0
+
+
+class Progress:
+    """A one-line progress bar on a terminal; one line per item otherwise."""
+
+    def __init__(self, total: int, stream=None, width: int = 30) -> None:
+        self.total, self.done, self.ok, self.failed = total, 0, 0, 0
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.width = width
+        self.t0 = time.perf_counter()
+
+    def update(self, name: str, status: str, message: str = "") -> None:
+        self.done += 1
+        self.ok += status == "ok"
+        self.failed += status != "ok"
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / self.done * (self.total - self.done)
+        fill = int(self.width * self.done / max(1, self.total))
+        bar = "#" * fill + "." * (self.width - fill)
+        line = (f"[{bar}] {self.done}/{self.total}  ok {self.ok}  failed {self.failed}  "
+                f"elapsed {_hms(elapsed)}  eta {_hms(eta)}")
+        if self.tty:
+            self.stream.write("\r" + line)
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            tail = f"  {name}" + (f"  FAILED: {message}" if status != "ok" else "")
+            self.stream.write(line + tail + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.done < self.total:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from faceeditor.cli import UserError
+    from faceeditor.edit.args import base_edit, light_requested
+    from faceeditor.edit.photo import parse_face
+
+    if not args.in_dir.is_dir():
+        raise UserError(f"{args.in_dir}: not a folder")
+    if args.jobs < 1:
+        raise UserError("--jobs must be at least 1")
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise UserError("--quality must be in 1..100")
+    face = parse_face(args.face)
+    base = base_edit(args)
+    from faceeditor.edit.args import check_expression_names
+    from faceeditor.morphable import load_face_model
+
+    check_expression_names(base, load_face_model().expression_names)
+    if base.is_zero() and not light_requested(args):
+        raise UserError("the edit changes nothing: give --preset-file, --preset, --expr, a pose or a light option")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    files = discover(args.in_dir, args.out_dir)
+    if not files:
+        raise UserError(f"{args.in_dir}: no image files found")
+    plan = [(f, output_path(f, args.in_dir, args.out_dir)) for f in files]
+    done_before = [s for s, d in plan if d.exists()] if not args.force else []
+    todo = [(s, d) for s, d in plan if args.force or not d.exists()]
+    print(f"{len(files)} photo(s) in {args.in_dir}: {len(todo)} to do, {len(done_before)} already in {args.out_dir} "
+          f"(skipped; --force redoes them); {args.jobs} job(s)")
+    light = {k: getattr(args, k, None) for k in _LIGHT_KEYS}
+    tasks = [(str(s), str(d), base.to_dict(), light, face, args.quality) for s, d in todo]
+    results: dict[str, tuple[str, str]] = {}
+    progress = Progress(len(tasks))
+    interrupted = False
+    try:
+        for src, status, message, _ms in _execute(tasks, args.jobs):
+            results[src] = (status, message)
+            progress.update(os.path.relpath(src, args.in_dir), status, message)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        progress.close()
+    failed = {s: m for s, (st, m) in results.items() if st != "ok"}
+    ok = [s for s, (st, _) in results.items() if st == "ok"]
+    _write_report(args.out_dir / REPORT_NAME, ok, failed, [str(s) for s in done_before], interrupted)
+    print(f"summary: {len(ok)} edited, {len(done_before)} skipped (already done), {len(failed)} failed"
+          + (f", {len(tasks) - len(results)} not started (interrupted)" if interrupted else ""))
+    if failed:
+        print("failed (skipped):")
+        for src, msg in sorted(failed.items()):
+            print(f"  {os.path.relpath(src, args.in_dir)}: {msg}")
+    print(f"report: {args.out_dir / REPORT_NAME}")
+    if interrupted:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 1 if failed else 0
+
+
+def _execute(tasks: list[tuple], jobs: int):
+    """Yield results of :func:`process_one` as they complete (in order with one job)."""
+    if jobs == 1 or len(tasks) <= 1:
+        for t in tasks:
+            yield process_one(t)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    ctx = multiprocessing.get_context("spawn")  # torch/OpenMP state does not survive fork safely
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+    try:
+        futures = [pool.submit(process_one, t) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_report(path: Path, ok: list[str], failed: dict[str, str], skipped: list[str], interrupted: bool) -> None:
+    """Merge this run into the report (earlier runs' successes stay listed)."""
+    old: dict = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+    done = sorted(set(old.get("ok", [])) | set(ok))
+    fail = {k: v for k, v in old.get("failed", {}).items() if k not in ok}
+    fail.update(failed)
+    doc = {"ok": done, "failed": dict(sorted(fail.items())), "skipped_existing_last_run": sorted(skipped),
+           "interrupted": interrupted, "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,56 @@
+"""``faceeditor edit PHOTO -o OUT [--face N] [--yaw ..] [--expr ..] [--preset ..] [--light-* ..]``.
+
+Fits the face, applies the edit with the mesh compositor and writes the edited photo at full
+resolution, in the format of OUT's extension, with the input's ICC profile, EXIF and (JPEG to
+JPEG) quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+NAME = "edit"
+HELP = "edit a face in a photo (pose, expression, light) and write the result at full resolution"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from faceeditor.edit.args import add_edit_arguments
+
+    parser.add_argument("photo", type=Path, help="image file (JPEG, PNG, WebP, TIFF, BMP)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                        help="edited photo; format from the extension")
+    parser.add_argument("--face", default=None, metavar="N",
+                        help="which face: 1 = largest (as `faceeditor detect` numbers them; default), or 'all'")
+    parser.add_argument("--quality", type=int, default=None, metavar="Q",
+                        help="JPEG/WebP quality 1-100 (default: the input JPEG's, else 95)")
+    parser.add_argument("--save-params", type=Path, default=None, metavar="P.json",
+                        help="also write the edit parameters used (EditParams JSON, one face)")
+    parser.add_argument("--force", action="store_true", help="allow OUT to be the input photo itself")
+    add_edit_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from faceeditor.cli import UserError
+    from faceeditor.edit.args import base_edit
+    from faceeditor.edit.photo import edit_file, parse_face
+
+    face = parse_face(args.face)
+    base = base_edit(args)  # option errors before any slow work
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise UserError("--quality must be in 1..100")
+    if args.output.exists() and args.photo.exists() and os.path.samefile(args.output, args.photo) and not args.force:
+        raise UserError(f"{args.output} is the input photo; pass --force to overwrite it")
+    if not args.output.parent.is_dir():
+        raise UserError(f"folder {args.output.parent} does not exist")
+    res = edit_file(args.photo, args.output, base, args, face, args.quality)
+    w, h = res.size
+    print(f"{args.photo}: {w}x{h}, {res.faces} face(s) edited (fit {res.fit_ms:.0f} ms, render {res.render_ms:.0f} ms)")
+    if args.save_params is not None and res.edits:
+        import json
+
+        args.save_params.write_text(json.dumps(res.edits[0], indent=2) + "\n")
+        print(f"wrote {args.save_params}")
+    print(f"wrote {res.path}")
+    return 0

@@ -1,0 +1,425 @@
+"""``MeshCompositor``: an edit of the fitted head turned into an edited photo at any resolution.
+
+The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``). Per render:
+
+1. the edited head (:mod:`.geometry`) is rasterized on the work grid of the region of interest
+   (:mod:`.grid`); its pixels look up where the same surface point was in the photo
+   (:mod:`.flow`): a backward flow and a per-pixel warp confidence;
+2. the flow is extended past the silhouette and faded by LiftedGAN's transformation map
+   (:mod:`.blendmap`), so hair and neck follow and the background stays;
+3. the shading ratio of the target to the fitted SH light on the edited vs fitted normals is
+   the relight gain on the skin (:mod:`.relight`) — pose edits get it too, since a turned head
+   turns in the scene's light;
+4. pixels the photo cannot supply are rendered by the :class:`~faceeditor.edit.fill.FillProvider`
+   (at the output resolution capped at :data:`MAX_FILL_PX`; on the work grid, sharing its
+   rasterization, for preview-sized outputs) and blended with a soft mask;
+5. at full resolution only tiles where something changes are touched (:mod:`.tiles`): the grid
+   maps are upsampled with ``cv2.warpAffine``, the photo is ``cv2.remap``-ed, relit with one
+   saturating ``cv2.multiply`` (plus a float roll-off for the few brightened highlights) and
+   the fill is blended with ``cv2.blendLinear``, all in uint8 where possible.
+
+Resolution: the work grid has 1/:data:`WORK_SUBSAMPLE` of the output's resolution, between
+``min_work_px`` and ``max_work_px`` on its long side (171 x 128 for a 1024 x 768 preview, 512 x 384
+for a 4000 x 3000 export of a head that fills the frame).
+
+Everything that does not depend on the edit (fitted head, normals, original-view z-buffer, work
+windows, scaled photos) is computed once per output size and cached. A zero edit returns the
+photo itself (a copy; at ``scale != 1`` the photo resized with ``INTER_AREA``).
+
+Thread safety: one compositor may be used from several threads (caches are locked; renders do
+not share mutable state), but renders are CPU-bound, so the GUI should run one at a time in a
+worker and drop stale requests. ``cancel()`` is polled between stages (every few ms).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from faceeditor.edit import blendmap, relight, tiles
+from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
+from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
+from faceeditor.edit.geometry import is_zero_edit, model_vertices, posed, target_sh
+from faceeditor.edit.grid import Window, make_window, upsample
+from faceeditor.edit.params import EditParams
+from faceeditor.edit.renderer import RenderCancelled
+from faceeditor.fit.state import FaceState
+from faceeditor.morphable.model import FaceModel
+from faceeditor.morphable.normals import vertex_normals
+from faceeditor.render.camera import Camera
+
+MAX_WORK_PX = 512  # longest side of the work grid (export)
+MIN_WORK_PX = 160  # ... never coarser than this, unless the region itself is smaller
+WORK_SUBSAMPLE = 6.0  # between the two, the grid has 1/WORK_SUBSAMPLE of the output's resolution
+ROI_MARGIN = 0.8  # region of interest: head box grown by this x head size on each side (falloff + motion)
+MAX_FILL_PX = 768  # longest side of the fill layer's grid
+FILL_OVERSAMPLE = 2.0  # the fill layer is sampled at most this much finer than the work grid
+PREVIEW_MAX_SIDE = 1280  # outputs up to this size (GUI previews) draw the fill on the work grid
+SKIN_FEATHER = 0.02  # relight mask feather (Gaussian sigma) as a fraction of the head size
+FILL_FEATHER_PX = 1.5  # fill mask feather in work-grid pixels
+NEED_RAMP = (0.3, 0.7)  # fill need = 1 - warp confidence, ramped from 0 at the first to 1 at the second
+MIN_FLOW_PX = 0.02  # output pixels: smaller motion counts as none
+TILE_PX = 256  # full-resolution work is done in tiles of this size; unchanged tiles are skipped
+
+
+@dataclass
+class _ScaleView:
+    """Per output size: camera, scaled photo, work window and the original view on it."""
+
+    camera: Camera
+    photo: np.ndarray  # uint8 photo at this output size
+    window: Window
+    orig: OriginalView
+    orig_sources: Sources  # the fitted head's own pixels (zero flow): the light-only edit path
+    head_px: float  # head size in output pixels
+    taper: tuple[bool, bool, bool, bool]  # window sides that end inside the photo
+
+
+class MeshCompositor:
+    """Warp + relight + fill compositor bound to one photo and one fitted face."""
+
+    name = "mesh"
+
+    def __init__(self, photo: np.ndarray, state: FaceState, model: FaceModel, fill: FillProvider | None = None,
+                 max_work_px: int = MAX_WORK_PX, min_work_px: int = MIN_WORK_PX) -> None:
+        if not (isinstance(photo, np.ndarray) and photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3):
+            raise ValueError("photo must be a uint8 HxWx3 array")
+        w, h = (int(v) for v in state.image_size)
+        if photo.shape[:2] != (h, w):
+            raise ValueError(f"photo is {photo.shape[1]}x{photo.shape[0]} but the state was fitted on {w}x{h}")
+        from faceeditor.morphable.atlas import render_face_ids
+
+        if model.device.type != "cpu":  # the compositor is CPU work (torch + OpenCV on numpy)
+            model = model.to("cpu")
+        self.photo = photo
+        self.state = state
+        self.model = model
+        self.max_work_px, self.min_work_px = int(max_work_px), int(min_work_px)
+        self.face_ids = render_face_ids(model)
+        self.tri = model.faces[self.face_ids]
+        self.skin_tri = skin_triangles(model, self.face_ids)  # relight mask
+        self.tri_surface = surface_ids(model, self.face_ids)  # visibility test (flow.py)
+        with torch.no_grad():
+            self._expr_fit = np.asarray(state.expression, np.float32).reshape(-1)
+            self._v_model = model_vertices(model, state)  # (1,V,3) model frame, fitted expression
+            self.v_src = posed(model, state, self._v_model)  # (1,V,3) fitted head, camera frame
+            self.n_src = vertex_normals(self.v_src, model.faces)
+        used = torch.zeros(model.n_vertices, dtype=torch.bool)
+        used[self.tri.reshape(-1)] = True
+        self._used = used.nonzero().squeeze(1)
+        from faceeditor.edit.geometry import neck_weights
+
+        self._head_only = self._used[neck_weights(model)[0, self._used, 0] > 0.5]
+        self._fill = fill
+        self._lock = threading.RLock()
+        self._views: dict[tuple[int, int], _ScaleView] = {}
+
+    # ------------------------------------------------------------------ caches
+    def output_size(self, scale: float) -> tuple[int, int]:
+        w, h = self.state.image_size
+        return max(1, round(w * scale)), max(1, round(h * scale))
+
+    def head_size_px(self, scale: float = 1.0) -> float:
+        """The fitted head's size in output pixels at ``scale`` (longer side of its projected box):
+        the unit of the transformation map's falloff (:data:`blendmap.FALLOFF_HEAD_FRACTION`)."""
+        return self._view(scale).head_px
+
+    def grid_maps(self, edit: EditParams, scale: float = 1.0) -> dict:
+        """The edit's maps on the work grid, for inspection (tests, debug overlays): ``window``
+        (:class:`Window`), ``flow`` (H,W,2 backward flow in output pixels, None when nothing
+        moves), ``gain`` (H,W,3 relight gain or None), ``need`` (H,W fill need)."""
+        view = self._view(scale)
+        with torch.no_grad():
+            maps = self._grid_maps(edit, view, lambda: None)
+        return {"window": view.window, "flow": maps["flow"], "gain": maps["gain"], "need": maps["need"]}
+
+    def prepare(self, scale: float = 1.0) -> None:
+        """Compute what renders at ``scale`` need (also done lazily by the first render)."""
+        self._view(scale)
+
+    def _view(self, scale: float) -> _ScaleView:
+        size = self.output_size(scale)
+        with self._lock:
+            view = self._views.get(size)
+            if view is None:
+                view = self._make_view(scale, size)
+                if len(self._views) >= 4:
+                    self._views.pop(next(iter(self._views)))
+                self._views[size] = view
+            return view
+
+    @torch.no_grad()
+    def _make_view(self, scale: float, size: tuple[int, int]) -> _ScaleView:
+        W, H = size
+        cam = self.state.camera(scale)
+        photo = self.photo if (W, H) == tuple(self.state.image_size) else cv2.resize(
+            self.photo, (W, H), interpolation=cv2.INTER_AREA)
+        scr = cam.project(self.v_src)[0]
+        ok = scr[:, 2] > 0
+        head = scr[self._head_only][ok[self._head_only]]
+        allv = scr[self._used][ok[self._used]]
+        if head.shape[0] == 0:
+            raise ValueError("the fitted head is behind the camera")
+        hx0, hy0 = head[:, 0].min().item(), head[:, 1].min().item()
+        hx1, hy1 = head[:, 0].max().item(), head[:, 1].max().item()
+        head_px = max(hx1 - hx0, hy1 - hy0, 1.0)
+        ax0, ay0 = allv[:, 0].min().item(), allv[:, 1].min().item()
+        ax1, ay1 = allv[:, 0].max().item(), allv[:, 1].max().item()
+        m = ROI_MARGIN * head_px
+        roi_long = max(min(ax1 + m, W) - max(ax0 - m, 0), min(ay1 + m, H) - max(ay0 - m, 0))
+        cap = min(self.max_work_px, max(self.min_work_px, roi_long / WORK_SUBSAMPLE))
+        win = make_window(ax0 - m, ay0 - m, ax1 + m, ay1 + m, W, H, int(round(cap)))
+        taper = (win.x0 > 0, win.y0 > 0, win.x0 + win.w < W, win.y0 + win.h < H)
+        s0 = win.screen(self.v_src, cam)
+        area0 = screen_areas(s0, self.tri)
+        frags = tiles.raster_front(s0, self.tri, area0, win)
+        orig = original_view(frags, s0, self.tri, self.tri_surface, win)
+        src = trace_sources(frags, self.tri, self.v_src, self.n_src, self.n_src, area0, orig, cam)
+        src = Sources(src.pix, src.face, src.src_xy, torch.zeros_like(src.flow), torch.ones_like(src.warp_conf),
+                      src.n_src, src.n_src, src.bary)
+        return _ScaleView(cam, photo, win, orig, src, head_px, taper)
+
+    def _fill_provider(self, view: _ScaleView) -> FillProvider:
+        with self._lock:
+            if self._fill is None:
+                fill = MeshFill(self.model, self.state, self.face_ids)
+                fill.set_gain(self._colour_gain(view, fill))
+                self._fill = fill
+            return self._fill
+
+    @torch.no_grad()
+    def _colour_gain(self, view: _ScaleView, fill: MeshFill) -> np.ndarray:
+        """(n_surfaces, 3) gains matching the fill's colours to the photo: per surface (skin, each
+        eye material, teeth, ...) the median of photo / rendered head over its well-seen pixels
+        (clamped to [0.3, 3]); surfaces the photo shows too little of take the skin's gain."""
+        win = view.window
+        src = view.orig_sources
+        hw = win.grid_h * win.grid_w
+        sid = torch.full((hw,), -1, dtype=torch.long)
+        sid[src.pix] = self.tri_surface[src.face]
+        sid = sid.view(win.grid_h, win.grid_w).numpy()
+        req = FillRequest(win, view.camera, self.v_src, self.n_src, (sid >= 0).astype(np.float32),
+                          np.asarray(self.state.sh), self.state, EditParams(),
+                          fragments=(src.pix, self.face_ids[src.face], src.bary))
+        layer = fill.fill(req)
+        r, c = win.slices
+        seen = cv2.resize(view.photo[r, c], (win.grid_w, win.grid_h), interpolation=cv2.INTER_AREA)
+        seen = seen.astype(np.float32) / 255.0
+        gains = np.full((fill.n_surfaces, 3), np.nan, np.float32)
+        kernel = np.ones((3, 3), np.uint8)
+        for s in range(fill.n_surfaces):
+            m = cv2.erode((sid == s).astype(np.uint8), kernel) > 0
+            rend = layer.rgb[m]
+            ok = rend.min(1) > 0.03
+            if ok.sum() >= 30:
+                gains[s] = np.clip(np.median(seen[m][ok] / rend[ok], axis=0), 0.3, 3.0)
+        skin = self.model.region_names.index("M_Face")
+        fallback = gains[skin] if np.isfinite(gains[skin]).all() else np.ones(3, np.float32)
+        gains[~np.isfinite(gains).all(1)] = fallback
+        return gains
+
+    # ------------------------------------------------------------------ render
+    def render(self, edit: EditParams, scale: float = 1.0, cancel: Callable[[], bool] | None = None) -> np.ndarray:
+        """The edited photo, uint8 (round(H*scale), round(W*scale), 3)."""
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+
+        def check() -> None:
+            if cancel is not None and cancel():
+                raise RenderCancelled()
+
+        check()
+        view = self._view(scale)
+        if is_zero_edit(edit, self.state, self.model):
+            return view.photo.copy()
+        check()
+        with torch.no_grad():
+            maps = self._grid_maps(edit, view, check)
+        check()
+        return self._compose(view, maps, check)
+
+    def _sources(self, edit: EditParams, view: _ScaleView) -> tuple[Sources, torch.Tensor, torch.Tensor,
+                                                                     torch.Tensor | None, torch.Tensor | None]:
+        """Correspondence of the edited head's grid pixels, edited vertices and normals, and (unless
+        the geometry is the fitted one) the edited grid-screen vertices and triangle areas."""
+        win, cam = view.window, view.camera
+        expr = edit.expression_vector(np.asarray(self.state.expression), self.model.expression_names)
+        rigid = not (edit.yaw or edit.pitch or edit.roll)
+        if rigid and np.array_equal(expr, np.clip(np.asarray(self.state.expression, np.float32), 0, 1)):
+            # light only: the geometry is the fitted one, reuse its rasterization
+            return view.orig_sources, self.v_src, self.n_src, None, None
+        v1, n1 = self._edited_geometry(edit, expr)
+        s1 = win.screen(v1, cam)
+        area1 = screen_areas(s1, self.tri)
+        frags = tiles.raster_front(s1, self.tri, area1, win)
+        src = trace_sources(frags, self.tri, self.v_src, self.n_src, n1, area1, view.orig, cam)
+        return src, v1, n1, s1, area1
+
+    def _edited_geometry(self, edit: EditParams, expr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Edited camera-frame vertices and unit normals (1,V,3) (= :func:`geometry.edited_vertices`,
+        with only the changed blendshapes added to the cached fitted head, and the fitted normals
+        rotated when only the pose changes)."""
+        delta = expr - self._expr_fit
+        idx = np.flatnonzero(np.abs(delta) > 1e-7)
+        vm = self._v_model
+        if idx.size:
+            rows = torch.as_tensor(idx, device=vm.device)
+            d = torch.as_tensor(delta[idx], device=vm.device)
+            vm = vm + torch.einsum("k,kvc->vc", d, self.model.expression_basis[rows])[None]
+        v1 = posed(self.model, self.state, vm, edit)
+        if idx.size:
+            return v1, vertex_normals(v1, self.model.faces)
+        from faceeditor.edit.geometry import neck_weights, offset_rotation
+
+        Ro = offset_rotation(edit, vm.device)
+        n = self.n_src
+        return v1, torch.nn.functional.normalize(n + neck_weights(self.model) * (n @ Ro.t() - n), dim=-1)
+
+    @torch.no_grad()
+    def _grid_maps(self, edit: EditParams, view: _ScaleView, check: Callable[[], None]) -> dict:
+        """Everything on the work grid: source coordinates, relight gain, fill need, change masks."""
+        win = view.window
+        gh, gw = win.grid_h, win.grid_w
+        src, v1, n1, s1, area1 = self._sources(edit, view)
+        check()
+        sh_new = target_sh(self.state, edit)
+        hw = gh * gw
+        covered = torch.zeros(hw, dtype=torch.bool)
+        covered[src.pix] = True
+        covered = covered.view(gh, gw).numpy()
+        moving_px = bool(src.flow.abs().max() > MIN_FLOW_PX) if src.pix.numel() else False
+        if moving_px:
+            flow = torch.zeros(hw, 2)
+            flow[src.pix] = src.flow
+            flow = flow.view(gh, gw, 2).numpy()
+            # exact inside the edited head, pull-push extension outside, faded by T (blendmap.py)
+            k = 0.5 * (win.kx + win.ky)
+            ext = blendmap.extend_outside(flow, covered)
+            head = covered | view.orig.covered.numpy()
+            radius = blendmap.falloff_radius(ext * k, head, view.head_px * k)
+            T = blendmap.transformation_map(head, radius, view.taper, taper_px=max(2.0, 0.05 * min(gh, gw)))
+            flow = ext * T[..., None]
+            moving = np.abs(flow[..., 0]) + np.abs(flow[..., 1]) > MIN_FLOW_PX
+        else:
+            flow, moving = None, np.zeros((gh, gw), bool)
+        # relight gain on the (feathered) skin
+        gain, lit = None, np.zeros((gh, gw), bool)
+        if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
+            ratio = relight.shading_ratio(src.n_src, src.n_dst, self.state.sh, sh_new)
+            r = torch.zeros(hw, 3)
+            # the photo's shading is only known where the source was seen
+            r[src.pix] = (ratio - 1.0) * src.warp_conf[:, None]
+            skin = torch.zeros(hw)
+            skin[src.pix] = self.skin_tri[src.face].float()
+            skin_soft = blendmap.feather(skin.view(gh, gw).numpy(), SKIN_FEATHER * view.head_px * 0.5 * (win.kx + win.ky))
+            g = relight.ratio_to_gain(r.view(gh, gw, 3).numpy() + 1.0) - 1.0
+            gain = skin_soft[..., None] * g
+            lit = (np.abs(gain[..., 0]) + np.abs(gain[..., 1]) + np.abs(gain[..., 2])) > 1e-4
+            gain += 1.0
+        # fill need: where the photo has no trustworthy source
+        conf = torch.ones(hw)
+        conf[src.pix] = src.warp_conf
+        # (a ramp: partial confidence at surface borders is mostly a grid-sampling effect)
+        lo, hi = NEED_RAMP
+        need = ((1.0 - conf - lo) / (hi - lo)).clamp_(0.0, 1.0).view(gh, gw).numpy()
+        # specks (a fold of skin under the lip, a crease) are better warped than filled: keep
+        # only regions that survive a 3x3 opening, then soften
+        core = cv2.morphologyEx((need > 0.5).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        need *= cv2.dilate(core, np.ones((5, 5), np.uint8)).astype(np.float32)
+        need = blendmap.feather(need, FILL_FEATHER_PX) * covered
+        filled = need > 1e-3
+        return {"flow": flow, "moving": moving, "gain": gain, "lit": lit, "need": need, "filled": filled,
+                "verts": v1, "normals": n1, "sh": sh_new, "edit": edit, "screen": s1, "area": area1,
+                "fragments": (src.pix, self.face_ids[src.face], src.bary)}
+
+    def _compose(self, view: _ScaleView, maps: dict, check: Callable[[], None]) -> np.ndarray:
+        """Full resolution, tile by tile over the work window; untouched tiles stay the photo's."""
+        win = view.window
+        out = view.photo.copy()
+        moving, lit, filled = maps["moving"], maps["lit"], maps["filled"]
+        if not (moving.any() or lit.any() or filled.any()):
+            return out
+        flow = np.ascontiguousarray(maps["flow"], np.float32) if maps["flow"] is not None else None
+        gain = np.ascontiguousarray(maps["gain"], np.float32) if maps["gain"] is not None else None
+        sums = {k: cv2.integral(v.astype(np.uint8)) for k, v in (("m", moving), ("l", lit), ("f", filled))}
+        layer = None
+        for ox0, oy0, w, h in tiles.tiles(win, TILE_PX):
+            gbox = tiles.grid_box(win, ox0, oy0, w, h)
+            has = {k: tiles.box_sum(v, gbox) > 0 for k, v in sums.items()}
+            if not (has["m"] or has["l"] or has["f"]):
+                continue
+            check()
+            if has["m"]:
+                # upsample the flow (not absolute coordinates: where it is 0 it stays exactly 0, so
+                # pixels that do not move keep their exact values), then add the pixel grid
+                cmap = upsample(win, flow, ox0, oy0, w, h)
+                cmap[..., 0] += np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]
+                cmap[..., 1] += np.arange(oy0, oy0 + h, dtype=np.float32)[:, None]
+                tile = cv2.remap(view.photo, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            else:
+                tile = np.array(view.photo[oy0:oy0 + h, ox0:ox0 + w])  # a copy: never write into the photo
+            if has["l"]:  # relight the part of the tile under lit grid pixels
+                rx, ry, rw, rh = tiles.sub_rect(lit, gbox, win, ox0, oy0, w, h)
+                if rw > 0 and rh > 0:
+                    part = tile[ry - oy0:ry - oy0 + rh, rx - ox0:rx - ox0 + rw]
+                    tile[ry - oy0:ry - oy0 + rh, rx - ox0:rx - ox0 + rw] = relight.apply_gain_u8(
+                        part, upsample(win, gain, rx, ry, rw, rh))
+            if has["f"]:
+                if layer is None:
+                    layer = self._fill_layer(view, maps)
+                tile = tiles.blend_layer(tile, layer, ox0, oy0, w, h,
+                                         tiles.sub_rect(filled, gbox, win, ox0, oy0, w, h))
+            out[oy0:oy0 + h, ox0:ox0 + w] = tile
+        return out
+
+    def _fill_layer(self, view: _ScaleView, maps: dict) -> tuple[Window, np.ndarray]:
+        """The fill provider's layer over the box of pixels needing it, at output resolution (capped):
+        its window and a (grid_h, grid_w, 4) map of RGB and confidence."""
+        win = view.window
+        if max(view.camera.width, view.camera.height) <= PREVIEW_MAX_SIDE:
+            # preview-sized output: the fill shares the work grid and its rasterization
+            req = FillRequest(win, view.camera, maps["verts"], maps["normals"], maps["need"], maps["sh"],
+                              self.state, maps["edit"], fragments=maps["fragments"])
+            lw = win
+        else:
+            nw = win.sub(*tiles.bbox(maps["filled"], pad=2))
+            k = min(1.0, FILL_OVERSAMPLE * 0.5 * (win.kx + win.ky), MAX_FILL_PX / max(nw.w, nw.h))
+            lw = Window(nw.x0, nw.y0, nw.w, nw.h, max(1, round(nw.w * k)), max(1, round(nw.h * k)))
+            need_l = tiles.resample(win, maps["need"], lw)
+            req = FillRequest(lw, view.camera, maps["verts"], maps["normals"], need_l, maps["sh"], self.state,
+                              maps["edit"], faces=self._fill_faces(maps, win))
+        fl = self._fill_provider(view).fill(req)
+        rgba = np.empty((lw.grid_h, lw.grid_w, 4), np.float32)
+        rgba[..., :3] = fl.rgb
+        rgba[..., 3] = fl.confidence * req.need  # the blend weight
+        return lw, rgba
+
+    def _fill_faces(self, maps: dict, win: Window) -> torch.Tensor | None:
+        """Triangles (into model.faces) the fill may need: camera-facing, centred in or next to
+        the pixels needing it (a hint for providers that rasterize)."""
+        s1, area1 = maps["screen"], maps["area"]
+        if s1 is None:
+            return None
+        near = torch.as_tensor(cv2.dilate(maps["filled"].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+        c = s1[0][self.tri].mean(1)  # (F',3) centroids on the grid
+        cx, cy = c[:, 0].floor().long(), c[:, 1].floor().long()
+        ok = (area1 > 0) & (cx >= 0) & (cx < win.grid_w) & (cy >= 0) & (cy < win.grid_h)
+        ok[ok.clone()] = near[cy[ok], cx[ok]]
+        return self.face_ids[ok]
+
+
+def skin_triangles(model: FaceModel, face_ids: torch.Tensor) -> torch.Tensor:
+    """Bool (F',) over rendered triangles ``face_ids``: the skin that relighting changes — the face
+    material without the mouth and eye sockets. Not the head material (hair in a photo) nor the
+    neck: the fitted neck rarely matches the real one, which collars and hair cover, and a
+    relit patch of background beside the jaw looks far worse than an unlit neck."""
+    tri = model.faces[face_ids]
+    region = model.face_region[face_ids]
+    inner = [model.vertex_region_names.index(n) for n in ("mouth_socket", "eye_socket")]
+    in_inner = torch.isin(model.vertex_region[tri], torch.tensor(inner)).any(1)
+    return (region == model.region_names.index("M_Face")) & ~in_inner

@@ -1,0 +1,98 @@
+"""Full-resolution helpers of the compositor: tiles, grid boxes and the fill-layer blend.
+
+The compositor does its per-pixel work tile by tile (:data:`faceeditor.edit.compose.TILE_PX`):
+a tile is touched only when the work-grid masks say something changes under it, and every map
+it needs is upsampled just for it (:func:`faceeditor.edit.grid.upsample`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from faceeditor.edit.grid import Window, upsample
+from faceeditor.render.raster import Fragments, rasterize
+
+
+def resample(win: Window, grid_map: np.ndarray, target: Window) -> np.ndarray:
+    """A map on ``win``'s grid resampled onto ``target``'s grid (bilinear, area-averaged when coarser)."""
+    full = upsample(win, grid_map, target.x0, target.y0, target.w, target.h)
+    if (target.grid_w, target.grid_h) != (target.w, target.h):
+        full = cv2.resize(full, (target.grid_w, target.grid_h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(full, np.float32)
+
+
+def sub_rect(mask: np.ndarray, gbox: tuple[int, int, int, int], win: Window, ox0: int, oy0: int, w: int,
+             h: int) -> tuple[int, int, int, int]:
+    """The part (x, y, w, h) of output tile (ox0, oy0, w, h) under the True pixels of grid ``mask``
+    inside grid box ``gbox`` (grown by one grid pixel for the bilinear footprint)."""
+    gx0, gy0, gx1, gy1 = gbox
+    b = bbox(mask[gy0:gy1, gx0:gx1], pad=1)
+    if b is None:
+        return ox0, oy0, 0, 0
+    bx0, by0, bx1, by1 = b
+    x0 = max(ox0, int(np.floor((gx0 + bx0) / win.kx)) + win.x0)
+    y0 = max(oy0, int(np.floor((gy0 + by0) / win.ky)) + win.y0)
+    x1 = min(ox0 + w, int(np.ceil((gx0 + bx1) / win.kx)) + win.x0)
+    y1 = min(oy0 + h, int(np.ceil((gy0 + by1) / win.ky)) + win.y0)
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def blend_layer(tile: np.ndarray, layer: tuple[Window, np.ndarray], ox0: int, oy0: int, w: int, h: int,
+                rect: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """uint8 ``tile`` (h,w,3) of output rectangle (ox0, oy0) with the fill layer (RGB + blend
+    weight on its own grid) blended in, within ``rect`` (x, y, w, h; default the whole tile)."""
+    lw, rgba = layer
+    rx0, ry0, rx1, ry1 = ox0, oy0, ox0 + w, oy0 + h
+    if rect is not None:
+        rx0, ry0, rx1, ry1 = max(rx0, rect[0]), max(ry0, rect[1]), min(rx1, rect[0] + rect[2]), min(ry1, rect[1] + rect[3])
+    ix0, iy0 = max(rx0, lw.x0), max(ry0, lw.y0)
+    ix1, iy1 = min(rx1, lw.x0 + lw.w), min(ry1, lw.y0 + lw.h)
+    if ix1 <= ix0 or iy1 <= iy0:
+        return tile
+    c = upsample(lw, rgba, ix0, iy0, ix1 - ix0, iy1 - iy0)
+    a = np.ascontiguousarray(c[..., 3])
+    ys, xs = slice(iy0 - oy0, iy1 - oy0), slice(ix0 - ox0, ix1 - ox0)
+    sub = np.ascontiguousarray(tile[ys, xs])
+    fill = cv2.convertScaleAbs(np.ascontiguousarray(c[..., :3]), alpha=255.0)
+    tile[ys, xs] = cv2.blendLinear(sub, fill, 1.0 - a, a)
+    return tile
+
+
+def tiles(win: Window, tile: int):
+    for y in range(win.y0, win.y0 + win.h, tile):
+        for x in range(win.x0, win.x0 + win.w, tile):
+            yield x, y, min(tile, win.x0 + win.w - x), min(tile, win.y0 + win.h - y)
+
+
+def grid_box(win: Window, ox0: int, oy0: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """Grid pixels whose bilinear footprint touches output rectangle (ox0, oy0, w, h)."""
+    gx0 = max(0, int(np.floor((ox0 - win.x0) * win.kx - 1)))
+    gy0 = max(0, int(np.floor((oy0 - win.y0) * win.ky - 1)))
+    gx1 = min(win.grid_w, int(np.ceil((ox0 + w - win.x0) * win.kx + 1)))
+    gy1 = min(win.grid_h, int(np.ceil((oy0 + h - win.y0) * win.ky + 1)))
+    return gx0, gy0, gx1, gy1
+
+
+def box_sum(integral: np.ndarray, box: tuple[int, int, int, int]) -> int:
+    x0, y0, x1, y1 = box
+    return int(integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0])
+
+
+def raster_front(screen: torch.Tensor, tri: torch.Tensor, area: torch.Tensor, win: Window) -> Fragments:
+    """Rasterize the camera-facing triangles of ``tri`` on ``win``'s grid (``face`` indexes ``tri``)."""
+    keep = (area > 0).nonzero().squeeze(1)
+    frags = rasterize(screen, tri[keep], win.grid_h, win.grid_w)
+    frags.face = keep[frags.face]
+    return frags
+
+
+def bbox(mask: np.ndarray, pad: int = 0) -> tuple[int, int, int, int] | None:
+    """[x0, y0, x1, y1) of the True pixels of a (H,W) mask grown by ``pad``, or None."""
+    rows = np.flatnonzero(mask.any(1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(0))
+    H, W = mask.shape
+    return (max(0, cols[0] - pad), max(0, rows[0] - pad), min(W, cols[-1] + 1 + pad), min(H, rows[-1] + 1 + pad))
