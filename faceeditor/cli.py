@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command not in ("bench", "gui"):  # benchmarks and the window set their own thread counts
+        from faceeditor.device import configure_threads
+
+        configure_threads()
     try:
         return int(table[args.command].run(args) or 0)
     except UserError as exc:

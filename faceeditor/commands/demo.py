@@ -1,8 +1,9 @@
-"""``faceeditor demo [-o OUTDIR]``: the whole engine on the embedded sample portrait, no window needed.
+"""``faceeditor demo [-o OUTDIR] [--photo P]``: the whole engine on the embedded sample portrait.
 
-Runs every stage that exists on scikit-image's astronaut photo and writes the results to
-OUTDIR (default ``./out/demo``): detection overlay and JSON, and, as the later stages land,
-the fitted head, its exports and edited photos.
+No display needed: detects and fits the face of scikit-image's astronaut photo (or ``--photo``),
+writes what ``faceeditor fit`` writes (parameters, textured OBJ, overlay), then three edits at
+full resolution (head turn, smile, relight) and a before/after strip, into OUTDIR (default
+``./out/demo``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 NAME = "demo"
 HELP = "run the engine on the embedded sample portrait and write the results (no display needed)"
+
+EDITS = {  # name -> EditParams fields; the relight moves the photo's own light (same strength)
+    "turn_left": {"yaw": 15.0},
+    "smile": {"expression": {"mouthSmile_L": 0.7, "mouthSmile_R": 0.7}},
+    "relight": {"light_direction": (50.0, 25.0)},
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,22 +30,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceeditor.face.detect import detect_faces
-    from faceeditor.face.overlay import draw_faces
+    from faceeditor.edit.params import EditParams
+    from faceeditor.edit.renderers import make_renderer
+    from faceeditor.fit.overlay import draw_fit_overlay
+    from faceeditor.fit.pipeline import fit_photo
     from faceeditor.io import load_image, save_image
+    from faceeditor.io.mesh import write_face_mesh
+    from faceeditor.io.params_json import write_params_json
+    from faceeditor.morphable import load_face_model
     from faceeditor.paths import sample_image_path
 
     photo = args.photo or sample_image_path()
     out = args.outdir
     out.mkdir(parents=True, exist_ok=True)
     image = load_image(photo)
-    print(f"photo: {photo} ({image.pixels.shape[1]}x{image.pixels.shape[0]})")
+    rgb = image.pixels
+    print(f"photo: {photo} ({rgb.shape[1]}x{rgb.shape[0]})")
     t0 = time.perf_counter()
-    faces = detect_faces(image.pixels)
-    print(f"detected {len(faces)} face(s) in {(time.perf_counter() - t0) * 1000:.0f} ms")
-    for i, f in enumerate(faces):
-        x0, y0, x1, y1 = f.box
-        print(f"  face {i + 1}: box ({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f}), score {f.score:.3f}")
-    save_image(out / "detection.png", draw_faces(image.pixels, faces))
-    print(f"wrote {out / 'detection.png'}")
+    state = fit_photo(rgb)[0]
+    pose = state.pose_degrees
+    print(f"fitted in {(time.perf_counter() - t0) * 1000:.0f} ms: yaw {pose['yaw']:+.1f}, pitch {pose['pitch']:+.1f}, "
+          f"roll {pose['roll']:+.1f} deg, focal {state.focal_px:.0f} px")
+    model = load_face_model()
+    write_params_json(out / "params.json", state, model)
+    write_face_mesh(out, "mesh", state, model)
+    save_image(out / "overlay.png", draw_fit_overlay(rgb, state, model))
+    renderer = make_renderer("mesh", rgb, state, model)
+    strip = [rgb]
+    from faceeditor.edit.geometry import photo_light
+
+    for name, fields in EDITS.items():
+        edit = EditParams.from_dict({k: v for k, v in fields.items() if k != "light_direction"})
+        if "light_direction" in fields:
+            edit.light = photo_light(state)
+            edit.light.azimuth, edit.light.elevation = fields["light_direction"]
+        t1 = time.perf_counter()
+        edited = renderer.render(edit)
+        print(f"edit {name}: {(time.perf_counter() - t1) * 1000:.0f} ms")
+        save_image(out / f"edit_{name}.png", edited, like=image)
+        strip.append(edited)
+    save_image(out / "before_after.png", np.concatenate(strip, axis=1))
+    print(f"wrote {out}/: params.json mesh.obj mesh.mtl mesh.png overlay.png edit_*.png before_after.png")
     return 0
