@@ -44,7 +44,6 @@ def test_solver_recovers_known_pose_and_expression(model, seed):
     fit = fitter.fit(l68, truth.image_size, dense478=dense)
     assert rotation_error_deg(fit.rotation, truth.rotation) < 1.5
     assert np.abs(fit.expression - truth.expression).mean() < 0.05
-    assert fit.ms < 2000  # generous: CI machines are shared; the benchmark reports real timings
 
 
 def test_fit_is_robust_to_outlier_landmarks(model):

@@ -295,22 +295,25 @@ def autocast_for(dev: torch.device, enabled: bool):
 
 
 def train_loop(*, cfg: Any, model: torch.nn.Module, batch_fn, loss_fn, eval_fn, out: Path, log: JsonLog,
-               device: torch.device, rank: int = 0, world: int = 1, params=None) -> dict:
+               device: torch.device, rank: int = 0, world: int = 1, param_groups: list[dict] | None = None) -> dict:
     """Generic resumable loop: AdamW, warm-up + cosine LR, bf16 autocast, gradient clipping,
     periodic evaluation and checkpoints (``out/last.pt``), a wall-clock limit.
 
     ``batch_fn(step, generator) -> batch`` (already on ``device``), ``loss_fn(model, batch) ->
     (loss, {name: float})``, ``eval_fn(model) -> {name: float}``. ``cfg`` needs ``steps, lr,
-    weight_decay, bf16, seed, eval_every, ckpt_every, max_minutes``. Returns the final evaluation.
+    weight_decay, bf16, seed, eval_every, ckpt_every, max_minutes``. ``param_groups`` (optional)
+    are AdamW groups that may carry an ``lr_scale`` multiplying the scheduled rate (default: weight
+    decay on matrices and kernels, none on vectors). Returns the final evaluation.
     """
     ddp = world > 1
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
         if ddp else model
-    decay, no_decay = [], []
-    for n, p in (params if params is not None else model.named_parameters()):
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99))
+    if param_groups is None:
+        decay = [p for p in model.parameters() if p.ndim > 1]
+        no_decay = [p for p in model.parameters() if p.ndim <= 1]
+        param_groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+                        {"params": no_decay, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(param_groups, lr=cfg.lr, betas=(0.9, 0.99))
     ckpt = out / "last.pt"
     step, spent = 0, 0.0
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
@@ -338,7 +341,7 @@ def train_loop(*, cfg: Any, model: torch.nn.Module, batch_fn, loss_fn, eval_fn, 
     while step < cfg.steps:
         lr = lr_at(step, cfg.steps, cfg.lr, warmup=min(300, cfg.steps // 10))
         for gp in opt.param_groups:
-            gp["lr"] = lr
+            gp["lr"] = lr * gp.get("lr_scale", 1.0)
         batch = batch_fn(step, gen)
         with autocast_for(device, cfg.bf16):
             loss, logs = loss_fn(net, batch)

@@ -120,7 +120,7 @@ class Config:
     batch: int = 16
     pairs_per_batch: int = 4  # same-person pairs (2 images each) in every batch
     steps: int = 1500
-    lr: float = 1e-4
+    lr: float = 2e-3  # with init=dlib: relative to each tensor's rms (see main)
     weight_decay: float = 0.0
     w_cos: float = 1.0
     w_rel: float = 1.0
@@ -150,7 +150,7 @@ PRESETS = {
     # on the CPU: it needs a GPU and far more steps)
     "small": {"backbone": "small", "init": "none", "batch": 32, "pairs_per_batch": 8, "steps": 6000, "lr": 2e-3,
               "weight_decay": 5e-4, "w_pair": 0.3, "flip": 0.5, "jitter": 0.2, "shift": 4},
-    "gpu": {"batch": 64, "pairs_per_batch": 16, "steps": 6000, "lr": 2e-4, "threads": 8},
+    "gpu": {"batch": 64, "pairs_per_batch": 16, "steps": 6000, "threads": 8},
     "quick": {"steps": 30, "eval_every": 0, "export": False},
 }
 
@@ -237,8 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0 and not (out / "last.pt").is_file():
         net.eval()
         log(step=0, **{f"val_{k}": v for k, v in verification(net).items()})
+    groups = None
+    if cfg.init == "dlib":
+        # dlib's kernels are tiny (rms 1e-3..1e-2, biases ~1e-7) and rescaled by large affine gains:
+        # a plain Adam step of a fixed size would wreck them, so each tensor's rate is scaled by its rms
+        groups = [{"params": [p], "weight_decay": cfg.weight_decay if p.ndim > 1 else 0.0,
+                   "lr_scale": float(p.detach().float().pow(2).mean().sqrt().clamp(min=1e-4))}
+                  for p in net.parameters()]
     ev = train_loop(cfg=cfg, model=net, batch_fn=batch_fn, loss_fn=loss_fn, eval_fn=eval_fn, out=out, log=log,
-                    device=dev, rank=rank, world=world)
+                    device=dev, rank=rank, world=world, param_groups=groups)
     if rank == 0:
         net = net.cpu().eval()
         full = verification(net)
