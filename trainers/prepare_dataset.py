@@ -13,8 +13,9 @@ For every photo of ``lfw/`` and ``utkface/`` (seeded order, so a ``--limit`` run
 4. render the normal and region maps with the crop camera at both sizes
    (:func:`faceeditor.neural.labels.render_labels`) and estimate SH light on the skin
    (:func:`faceeditor.fit.photometric.estimate_sh`, robust linear least squares);
-5. dlib's 128-D descriptor on the original photo (:func:`faceeditor.face.identity.descriptor`) in
-   dlib's own HOG box when it finds the face, else a box derived from the landmarks.
+5. dlib's 128-D descriptor on the original photo (dlib's 5-point alignment and network, the network
+   run in torch: :class:`DlibDescriptor`) in dlib's own HOG box when it finds the face, else a box
+   derived from the landmarks.
 
 Photos without a usable face or with a failed fit are skipped and logged (``shard_*.failed.json``).
 Output: shards of ``--shard-size`` samples (format: :mod:`faceeditor.neural.data`) and ``index.json``.
@@ -65,7 +66,39 @@ def init_worker(threads: int = 1) -> None:
     from faceeditor.morphable import load_face_model
 
     model = load_face_model("cpu")
-    _W.update(model=model, fitter=get_fitter(model), detector=get_detector())
+    _W.update(model=model, fitter=get_fitter(model), detector=get_detector(), dlib=DlibDescriptor())
+
+
+class DlibDescriptor:
+    """dlib's face descriptor, computed the way dlib does (its 5-point shape predictor, a 150 px chip
+    with 0.25 padding) but with its network run in torch (:class:`faceeditor.neural.identity.DlibResNet`,
+    weights converted from dlib's file; equal to dlib's output within 1e-6, ~8x faster on this CPU)."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        from faceeditor.face.identity import models_dir
+        from faceeditor.neural.identity import DlibResNet
+        from faceeditor.neural.layers import prepare_for_cpu
+        from trainers.train_identity import convert_dlib_resnet
+
+        d = models_dir()
+        self.sp = dlib.shape_predictor(str(d / "shape_predictor_5_face_landmarks.dat"))
+        net = DlibResNet()
+        net.load_state_dict(convert_dlib_resnet(d / "dlib_face_recognition_resnet_model_v1.dat"))
+        self.net = prepare_for_cpu(net)
+
+    def __call__(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        import dlib
+        import torch
+
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        shape = self.sp(rgb, dlib.rectangle(x0, y0, x1, y1))
+        chip = np.asarray(dlib.get_face_chip(rgb, shape, size=150, padding=0.25))
+        x = torch.from_numpy(chip).permute(2, 0, 1)[None].float().div(255.0).contiguous(
+            memory_format=torch.channels_last)
+        with torch.no_grad():
+            return self.net(x)[0].numpy().astype(np.float32)
 
 
 def choose_face(faces: list, w: int, h: int):
@@ -86,12 +119,13 @@ def dlib_descriptor(rgb: np.ndarray, lm68: np.ndarray) -> tuple[np.ndarray, int]
     c = lm68[17:].mean(0) + np.array(DLIB_BOX[:2]) * d
     half = DLIB_BOX[2] * d / 2
     derived = (c[0] - half, c[1] - half, c[0] + half, c[1] + half)
+    describe = _W["dlib"] if "dlib" in _W else identity.descriptor
     for src, up in ((1, 0), (2, 1)):
         boxes = identity.detect(rgb, up)
         best = max(boxes, key=lambda b: iou(b, derived), default=None)
         if best is not None and iou(best, derived) > 0.4:
-            return identity.descriptor(rgb, best), src
-    return identity.descriptor(rgb, derived), 3
+            return describe(rgb, best), src
+    return describe(rgb, derived), 3
 
 
 def prepare_sample(path: Path, rel: str, source: str) -> dict:
@@ -202,6 +236,26 @@ def list_photos(data: Path) -> list[tuple[str, str, str]]:
     return items
 
 
+def _provenance() -> dict:
+    """What the labels depend on: the git commit, the fitter's settings, the model and landmark map."""
+    import dataclasses
+    import subprocess
+
+    from faceeditor.fit.landmarks import LandmarkFitConfig
+    from faceeditor.paths import resources_dir
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    res = resources_dir()
+    return {"git_commit": commit, "fit_config": dataclasses.asdict(LandmarkFitConfig()),
+            "face_model_sha256": sha256_file(res / "face_model.npz"),
+            "landmark_map_sha256": sha256_file(res / "landmark_map.npz") if (res / "landmark_map.npz").is_file()
+            else None, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from faceeditor.neural.data import default_root
     from faceeditor.paths import shared_data_dir
@@ -251,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         return info
 
     todo = [(k, a, b) for k, a, b in plan if finished(k, a, b) is None]
+    provenance = _provenance()
     print(f"{len(items)} photos in {len(plan)} shards; {len(plan) - len(todo)} done, {len(todo)} to do; "
           f"{args.workers} worker(s) x 1 torch thread -> {out}", flush=True)
     t_start = time.time()
@@ -315,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "split_seed": args.seed, "val_fraction": args.val_fraction, "samples": n_ok, "failed": n_fail,
         "failed_by_reason": reasons, "counts": counts, "persons": sorted(persons),
         "shards": shards, "command": command_line(),
-        "landmark_map_sha256": sha256_file(lm_map) if lm_map.is_file() else None,
+        "landmark_map_sha256": sha256_file(lm_map) if lm_map.is_file() else None, "provenance": provenance,
         "runs": prev.get("runs", []) + [{"seconds": round(elapsed, 1), "processed": n_todo, "workers": args.workers,
                                          "ms_per_photo_per_worker": round(1000 * busy / max(1, n_todo), 1)}],
     }

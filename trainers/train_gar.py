@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -297,7 +296,8 @@ def evaluate(G, V, aux: dict, model, val: GarData, idx: np.ndarray, device, seed
         out["rec_psnr_db"].append(L.psnr_db(rec, b["image"], mask))
         fake = G(b["cond"], b["shading"], torch.randn(len(sub), G.z_dim, generator=g).to(device), noise="random")
         if "R" in aux:
-            out["rec_id_dist"].append((aux["R"](rec.clamp(0, 1)) - aux["R"](b["image"])).norm(dim=1))
+            e_rec, e_img = L.embed(aux["R"], rec.clamp(0, 1)), L.embed(aux["R"], b["image"])
+            out["rec_id_dist"].append((e_rec - e_img).norm(dim=1))
         if "N" in aux:
             out["normal_deg"].append(L.normal_angle_deg(aux["N"], fake.clamp(0, 1), b["cond"][:, :3], mask))
         if "FR" in aux:
@@ -320,9 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     from faceeditor.morphable import load_face_model
     from faceeditor.neural import losses as L
     from faceeditor.neural.discriminator import Discriminator, diff_augment
-    from faceeditor.neural.gar import Generator, face_mask, head_mask
+    from faceeditor.neural.gar import Generator, face_mask
     from faceeditor.neural.inverter import Inverter
-    from faceeditor.neural.labels import SKIN
 
     cfg = parse_config(Config, argv, PRESETS, description=__doc__)
     if cfg.card:
@@ -478,8 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                     loss = loss + cfg.w_ldmk * l_pair + cfg.w_ldmk_abs * l_abs
                     logs.update(ldmk=l_pair.item(), ldmk_abs=l_abs.item())
                 if "R" in aux:
-                    e = aux["R"](torch.cat([main_, fake[Bf + n_pair:], rec, real["image"]]).contiguous(
-                        memory_format=torch.channels_last)).float()
+                    e = L.embed(aux["R"], torch.cat([main_, fake[Bf + n_pair:], rec, real["image"]]))
                     l_id = (e[:Ba] - e[Ba:2 * Ba]).norm(dim=1).mean()
                     l_rid = (e[2 * Ba:2 * Ba + B] - e[2 * Ba + B:].detach()).norm(dim=1).mean()
                     loss = loss + cfg.w_id * l_id + cfg.w_rec_id * l_rid
@@ -494,23 +492,18 @@ def main(argv: list[str] | None = None) -> int:
         opt_g.step()
         t3 = time.perf_counter()
         requires_grad(D, True)
-        # ------------------------------------------------------------------ D step
+        # ------------------------------------------------------------------ D step (R1 in the same forward)
+        do_r1 = step % cfg.r1_every == 0 and cfg.r1_gamma > 0
+        xr = real["image"].detach().requires_grad_(do_r1)
         with autocast():
             fakes = torch.cat([fake, rec]).detach()
-            x, c, s = d_input(torch.cat([fakes, real["image"]]), torch.cat([cond[:nb], real["cond"], real["cond"]]),
+            x, c, s = d_input(torch.cat([fakes, xr]), torch.cat([cond[:nb], real["cond"], real["cond"]]),
                               torch.cat([shading[:nb], real["shading"], real["shading"]]))
-            logits = d_run(x, c, s)
             nf = fakes.shape[0]
-            l_d = torch.nn.functional.softplus(logits[:nf].float()).mean() \
-                + torch.nn.functional.softplus(-logits[nf:].float()).mean()
-        loss_d = l_d
-        r1 = None
-        if step % cfg.r1_every == 0 and cfg.r1_gamma > 0:
-            xr = real["image"].detach().requires_grad_(True)
-            with autocast():
-                x2, c2, s2 = d_input(xr, real["cond"], real["shading"])
-                r1 = L.r1_penalty(d_run(x2, c2, s2), xr)
-            loss_d = loss_d + r1 * (cfg.r1_gamma / 2 * cfg.r1_every)
+            logits = d_run(x, c, s, segments=(nf, B))
+            l_d = L.d_logistic(logits[nf:], logits[:nf])
+            r1 = L.r1_penalty(logits[nf:], xr) if do_r1 else None
+        loss_d = l_d if r1 is None else l_d + r1 * (cfg.r1_gamma / 2 * cfg.r1_every)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         for p in D.parameters():
