@@ -46,6 +46,28 @@ def test_solver_recovers_known_pose_and_expression(model, seed):
     assert np.abs(fit.expression - truth.expression).mean() < 0.05
 
 
+def test_fit_from_an_initial_guess(model):
+    """A start near the truth (as FR gives) converges to the same answer as the frontal start; a
+    start on the wrong side (yaw mirrored) still converges."""
+    from faceeditor.fit.landmarks import FitInit
+    from faceeditor.morphable.pose import euler_to_matrix, matrix_to_euler
+
+    fitter = LandmarkFitter(model, LandmarkFitConfig(jaw_weight=0.0, pose_correction=False))
+    truth = random_face_state(model, 5)
+    l68, dense = _true_landmarks(model, fitter, truth)
+    frontal = fitter.fit(l68, truth.image_size, dense478=dense)
+    near = FitInit(rotation=truth.rotation @ euler_to_matrix(4.0, -3.0, 2.0)[0].numpy(),
+                   identity=truth.identity + 0.3, expression=np.clip(truth.expression + 0.1, 0, 1))
+    guided = fitter.fit(l68, truth.image_size, dense478=dense, init=near)
+    assert rotation_error_deg(guided.rotation, truth.rotation) < 1.5
+    assert rotation_error_deg(guided.rotation, frontal.rotation) < 1.0
+    yaw, pitch, roll = (float(a[0]) for a in matrix_to_euler(torch.from_numpy(truth.rotation)[None].double()))
+    mirrored = FitInit(rotation=euler_to_matrix(-yaw, pitch, -roll)[0].numpy(), identity=np.zeros(100),
+                       expression=np.zeros(53))
+    assert rotation_error_deg(fitter.fit(l68, truth.image_size, dense478=dense, init=mirrored).rotation,
+                              truth.rotation) < 1.5
+
+
 def test_fit_is_robust_to_outlier_landmarks(model):
     fitter = LandmarkFitter(model, LandmarkFitConfig(jaw_weight=0.0, pose_correction=False))
     truth = random_face_state(model, 11)

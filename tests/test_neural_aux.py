@@ -330,3 +330,31 @@ def test_dlib_network_port_matches_dlib(data_dir):
     with torch.no_grad():
         ours = net(torch.from_numpy(chip).permute(2, 0, 1)[None].float() / 255.0)[0].numpy()
     assert np.abs(ours - descriptor(rgb, box)).max() < 1e-4
+
+
+def test_aux_trainers_quick_run(data_dir, tmp_path):
+    """``--preset quick`` of the N, FR and R trainers on a tiny prepared dataset (every LFW person in
+    val): each runs, logs, checkpoints, and a second call resumes from the checkpoint (~15 s)."""
+    from trainers import prepare_dataset, train_identity, train_normals, train_regressor
+
+    threads = torch.get_num_threads()
+    data = tmp_path / "data"
+    try:
+        assert prepare_dataset.main(["--data", str(data_dir), "--out", str(data), "--limit", "8", "--workers", "1",
+                                     "--shard-size", "8", "--val-fraction", "1.0"]) == 0
+        counts = json.loads((data / "index.json").read_text())["counts"]
+        if not counts.get("train") or not counts.get("val"):
+            pytest.skip(f"the seeded sample has no train or no val photo: {counts}")
+        for trainer in (train_normals, train_regressor, train_identity):
+            out = tmp_path / trainer.__name__.rsplit(".", 1)[-1]
+            args = ["--preset", "quick", "--data", str(data), "--out", str(out), "--threads", "1", "--steps", "6",
+                    "--batch", "4"]
+            if trainer is train_identity:
+                args += ["--pairs-per-batch", "0"]
+            assert trainer.main(args) == 0
+            assert (out / "last.pt").is_file() and (out / "log.jsonl").is_file()
+            assert trainer.main(args[:-4] + ["--steps", "8", "--batch", "4"]) == 0
+            log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+            assert max(r.get("step", 0) for r in log) >= 7
+    finally:
+        torch.set_num_threads(threads)

@@ -85,6 +85,21 @@ def config_dict(cfg: Any) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
 
 
+@dataclasses.dataclass
+class RunConfig:
+    """Runtime fields shared by the supervision-network trainers (their configs extend it)."""
+
+    bf16: bool = True
+    threads: int = 2
+    device: str = "auto"
+    seed: int = 0
+    eval_every: int = 1000
+    ckpt_every: int = 250
+    val_limit: int = 600
+    max_minutes: float = 115.0
+    export: bool = True
+
+
 # ----------------------------------------------------------------------------- runtime
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -226,6 +241,31 @@ def export_weights(model: torch.nn.Module, name: str, arch: dict, manifest: dict
     man.update({"artifact": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)})
     mpath = res / f"{name}.manifest.json"
     mpath.write_text(json.dumps(man, indent=2) + "\n")
+    return path, mpath
+
+
+DATA_SOURCES = ["../shared/data/lfw (research use, UMass LFW terms)",
+                "../shared/data/utkface (non-commercial research only)"]
+DATA_LICENSE = "weights derived from LFW and UTKFace: research / non-commercial use only"
+
+
+def export_network(net: torch.nn.Module, name: str, cfg: Any, root: Path | None, n_train: int, n_val: int,
+                   metrics: dict, loop: dict, **fields: Any) -> tuple[Path, Path]:
+    """Export a network trained on the prepared dataset: ``resources/<name>.pt`` and a manifest with
+    the command, the config, the data (sources, split, sizes), val metrics and training time;
+    ``fields`` (``network``, ``trainer``, ``input``, ...) are added to the manifest."""
+    from faceeditor.neural.data import read_index
+
+    idx = read_index(root)
+    manifest = {**fields, "command": command_line(), "config": config_dict(cfg),
+                "data": {"dataset": "trainers/prepare_dataset.py output", "samples": idx["samples"],
+                         "sources": DATA_SOURCES, "split_seed": idx["split_seed"],
+                         "val_fraction": idx["val_fraction"], "train_images": n_train, "val_images": n_val},
+                "metrics_val": metrics, "train_seconds": loop.get("train_seconds"), "steps": loop.get("steps"),
+                "input": fields.get("input", "aligned 128 px RGB crop in [0,1] (faceeditor/neural/align.py)"),
+                "license": DATA_LICENSE}
+    path, mpath = export_weights(net, name, net.arch, manifest)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {mpath}", flush=True)
     return path, mpath
 
 

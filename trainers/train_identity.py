@@ -32,7 +32,7 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
-from trainers.common import (JsonLog, color_jitter, command_line, config_dict, export_weights,  # noqa: E402
+from trainers.common import (JsonLog, RunConfig, color_jitter, config_dict, export_network,  # noqa: E402
                              images_to_tensor, parse_config, random_shift, seed_everything, setup_cpu,
                              setup_device, train_loop)
 
@@ -108,7 +108,7 @@ def convert_dlib_resnet(path: Path) -> dict[str, torch.Tensor]:
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     out: Path = REPO_DIR / "cache" / "train" / "identity"
     data: str = ""
     backbone: str = "resnet29"  # resnet29 (dlib's architecture) or small
@@ -130,15 +130,7 @@ class Config:
     flip: float = 0.0  # probability of a horizontal flip (the teacher's descriptor is not flip-invariant)
     jitter: float = 0.1  # colour jitter strength
     shift: int = 3
-    bf16: bool = True
-    threads: int = 2
-    device: str = "auto"
-    seed: int = 0
-    eval_every: int = 1000
-    ckpt_every: int = 250
     val_limit: int = 0  # unused: verification always runs on every val pair
-    max_minutes: float = 115.0
-    export: bool = True
 
     HELP = {"pairs_per_batch": "same-person LFW pairs per batch", "w_rel": "weight of the pairwise-distance "
             "distillation term", "w_pair": "weight of the identity margin loss", "backbone": "resnet29 or small",
@@ -156,7 +148,7 @@ PRESETS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from faceeditor.neural.data import decoded, load_table, read_index
+    from faceeditor.neural.data import decoded, load_table
     from faceeditor.neural.evaluate import TRAIN_PAIRS_PER_PERSON, VAL_PAIRS_PER_PERSON, evaluate_identity, lfw_pairs
     from faceeditor.neural.identity import NAME, IdentityNet
 
@@ -197,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     log(config=config_dict(cfg), params=sum(p.numel() for p in net.parameters()))
 
     def batch_fn(step: int, g: torch.Generator):
-        P = min(cfg.pairs_per_batch, cfg.batch // 2)
-        chosen = torch.randint(0, len(multi), (P,), generator=g).tolist()
+        P = min(cfg.pairs_per_batch, cfg.batch // 2) if multi else 0  # no LFW person with 2 photos: no pairs
+        chosen = torch.randint(0, len(multi), (P,), generator=g).tolist() if P else []
         idx = []
         for c in chosen:
             m = multi[c]
@@ -251,22 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         full = verification(net)
         print("final val:", full, flush=True)
         if cfg.export:
-            idx = read_index(root)
-            path, mpath = export_weights(net, NAME, net.arch, {
-                "network": "R: identity network distilled from dlib's 128-D descriptor (faceeditor/neural/identity.py)",
-                "trainer": "trainers/train_identity.py", "command": command_line(), "config": config_dict(cfg),
-                "teacher": "dlib_face_recognition_resnet_model_v1 (face_recognition_models 0.3.0, CC0/Boost)",
-                "threshold": full["id_threshold"],
-                "data": {"dataset": "trainers/prepare_dataset.py output", "samples": idx["samples"],
-                         "sources": ["../shared/data/lfw (research use, UMass LFW terms)",
-                                     "../shared/data/utkface (non-commercial research only)"],
-                         "split_seed": idx["split_seed"], "val_fraction": idx["val_fraction"],
-                         "train_images": n_train, "val_images": len(images["val"])},
-                "metrics_val": full, "train_seconds": ev.get("train_seconds"), "steps": ev.get("steps"),
-                "input": "aligned 128 px RGB crop in [0,1] (faceeditor/neural/align.py)",
-                "license": "weights derived from LFW and UTKFace: research / non-commercial use only",
-            })
-            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {mpath}", flush=True)
+            export_network(net, NAME, cfg, root, n_train, len(images["val"]), full, ev,
+                           network="R: identity network distilled from dlib's 128-D descriptor "
+                                   "(faceeditor/neural/identity.py)",
+                           trainer="trainers/train_identity.py", threshold=full["id_threshold"],
+                           teacher="dlib_face_recognition_resnet_model_v1 (face_recognition_models 0.3.0, "
+                                   "CC0/Boost)")
     return 0
 
 

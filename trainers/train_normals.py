@@ -26,12 +26,13 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
-from trainers.common import (JsonLog, color_jitter, command_line, config_dict, export_weights,  # noqa: E402
-                             images_to_tensor, parse_config, seed_everything, setup_cpu, setup_device, train_loop)
+from trainers.common import (JsonLog, RunConfig, color_jitter, config_dict, export_network,  # noqa: E402
+                             images_to_tensor, parse_config, seed_everything, setup_cpu, setup_device,
+                             train_loop)
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     out: Path = REPO_DIR / "cache" / "train" / "normals"
     data: str = ""  # dataset folder (default cache/dataset)
     widths: str = "24,48,96,160"
@@ -42,15 +43,6 @@ class Config:
     weight_decay: float = 1e-4
     head_weight: float = 0.25  # normal loss weight outside the face mask (rest of the head)
     mask_weight: float = 0.2
-    bf16: bool = True
-    threads: int = 2
-    device: str = "auto"
-    seed: int = 0
-    eval_every: int = 1000
-    ckpt_every: int = 250
-    val_limit: int = 600  # val images used by the periodic evaluation (the final one uses all)
-    max_minutes: float = 115.0
-    export: bool = True
 
     HELP = {"widths": "encoder widths at 64/32/16/8 px", "steps": "optimizer steps",
             "threads": "torch CPU threads", "export": "write resources/normal_net.pt at the end"}
@@ -126,22 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             full = evaluate(model.cpu(), val)
         print("final val:", full, flush=True)
         if cfg.export:
-            from faceeditor.neural.data import read_index
-
-            idx = read_index(root)
-            path, mpath = export_weights(model, NAME, model.arch, {
-                "network": "N: normal estimator (faceeditor/neural/normals.py)",
-                "trainer": "trainers/train_normals.py", "command": command_line(), "config": config_dict(cfg),
-                "data": {"dataset": "trainers/prepare_dataset.py output", "samples": idx["samples"],
-                         "sources": ["../shared/data/lfw (research use, UMass LFW terms)",
-                                     "../shared/data/utkface (non-commercial research only)"],
-                         "split_seed": idx["split_seed"], "val_fraction": idx["val_fraction"],
-                         "train_images": train["n"], "val_images": val["n"]},
-                "metrics_val": full, "train_seconds": ev.get("train_seconds"), "steps": ev.get("steps"),
-                "input": "aligned 128 px RGB crop in [0,1] (faceeditor/neural/align.py)",
-                "license": "weights derived from LFW and UTKFace: research / non-commercial use only",
-            })
-            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {mpath}", flush=True)
+            export_network(model, NAME, cfg, root, train["n"], val["n"], full, ev,
+                           network="N: normal estimator (faceeditor/neural/normals.py)",
+                           trainer="trainers/train_normals.py")
     return 0
 
 

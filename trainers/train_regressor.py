@@ -27,7 +27,7 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
-from trainers.common import (JsonLog, color_jitter, command_line, config_dict, export_weights,  # noqa: E402
+from trainers.common import (JsonLog, RunConfig, color_jitter, config_dict, export_network,  # noqa: E402
                              images_to_tensor, parse_config, random_shift, seed_everything, setup_cpu,
                              setup_device, train_loop)
 
@@ -35,7 +35,7 @@ EYE_PX = 0.3 * 128  # template eye-centre distance in a 128 px crop
 
 
 @dataclass
-class Config:
+class Config(RunConfig):
     out: Path = REPO_DIR / "cache" / "train" / "regressor"
     data: str = ""
     widths: str = "32,64,128,256"
@@ -53,15 +53,6 @@ class Config:
     w_identity: float = 0.05
     w_sh: float = 0.2
     shift: int = 4
-    bf16: bool = True
-    threads: int = 2
-    device: str = "auto"
-    seed: int = 0
-    eval_every: int = 1000
-    ckpt_every: int = 250
-    val_limit: int = 600
-    max_minutes: float = 115.0
-    export: bool = True
 
     HELP = {"widths": "encoder widths at 64/32/16/8 px", "shift": "max random shift in pixels",
             "w_landmarks": "weight of the projected 68+478 landmark term"}
@@ -76,7 +67,7 @@ PRESETS = {
 
 def main(argv: list[str] | None = None) -> int:
     from faceeditor.morphable import load_face_model
-    from faceeditor.neural.data import decoded, load_table, read_index
+    from faceeditor.neural.data import decoded, load_table
     from faceeditor.neural.evaluate import anchor_point, evaluate_regressor, fit_targets, landmark_sets
     from faceeditor.neural.regressor import NAME, FaceRegressor, matrix_to_rotation_6d, project_points
 
@@ -152,22 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             full = evaluate(net, model3d, images["val"], arr["val"], targets["val"])
         print("final val:", full, flush=True)
         if cfg.export:
-            idx = read_index(root)
-            path, mpath = export_weights(net, NAME, net.arch, {
-                "network": "FR: face parameter regressor (faceeditor/neural/regressor.py)",
-                "trainer": "trainers/train_regressor.py", "command": command_line(), "config": config_dict(cfg),
-                "data": {"dataset": "trainers/prepare_dataset.py output", "samples": idx["samples"],
-                         "sources": ["../shared/data/lfw (research use, UMass LFW terms)",
-                                     "../shared/data/utkface (non-commercial research only)"],
-                         "split_seed": idx["split_seed"], "val_fraction": idx["val_fraction"],
-                         "train_images": n_train, "val_images": len(images["val"])},
-                "metrics_val": full, "train_seconds": ev.get("train_seconds"), "steps": ev.get("steps"),
-                "input": "aligned 128 px RGB crop in [0,1] (faceeditor/neural/align.py)",
-                "output": "pose in the canonical crop camera (focal arch.focal at arch.size px, principal at the "
-                          "crop centre), identity (100), expression (53), SH (9x3)",
-                "license": "weights derived from LFW and UTKFace: research / non-commercial use only",
-            })
-            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and {mpath}", flush=True)
+            export_network(net, NAME, cfg, root, n_train, len(images["val"]), full, ev,
+                           network="FR: face parameter regressor (faceeditor/neural/regressor.py)",
+                           trainer="trainers/train_regressor.py",
+                           output="pose in the canonical crop camera (focal arch.focal at arch.size px, principal "
+                                  "at the crop centre), identity (100), expression (53), SH (9x3)")
     return 0
 
 

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic-n", type=int, default=40, help="synthetic faces to fit back")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-fr-init", action="store_true",
+                        help="skip the comparison with the fit started from FR (resources/face_regressor.pt)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> dict:
     from faceeditor.fit.synthetic import synthetic_recovery
     from faceeditor.io import load_rgb
     from faceeditor.morphable import load_face_model
+    from faceeditor.neural.regressor import fit_init
 
     if args.data is None or not Path(args.data).is_dir():
         raise UserError(f"no benchmark folder: {args.data} (pass --data DIR with .jpg + .pts files)")
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> dict:
         photos = photos[: args.limit]
     detect_faces(load_rgb(photos[0]))  # warm the detector graphs (one-time start-up is not per-photo time)
     det_nme, fit_nme, nojaw, fit68_nme, fit68_nojaw, lm_ms, ph_ms = [], [], [], [], [], [], []
+    fr = None if args.no_fr_init else _regressor()
+    fr_ms, fr_nme, fr_iters, iters = [], [], [], []
     detected = 0
     for k, path in enumerate(photos):
         rgb = load_rgb(path)
@@ -76,6 +81,14 @@ def run(args: argparse.Namespace) -> dict:
         det_nme.append(nme68(face.landmarks68, gt))
         fit_nme.append(nme68(fit.fitted68, gt))
         nojaw.append(nme68(fit.fitted68, gt, np.arange(17, 68)))
+        if fr is not None:  # the same fit started from FR's regression (FR's time included)
+            t1 = time.perf_counter()
+            ffr = fitter.fit(face.landmarks68, (rgb.shape[1], rgb.shape[0]), dense478=face.landmarks,
+                             init=fit_init(fr, rgb, face.landmarks68))
+            fr_ms.append((time.perf_counter() - t1) * 1000.0)
+            fr_nme.append(nme68(ffr.fitted68, gt))
+            fr_iters.append(ffr.iterations)
+            iters.append(fit.iterations)
         f68 = fitter68.fit(face.landmarks68, (rgb.shape[1], rgb.shape[0]))
         fit68_nme.append(nme68(f68.fitted68, gt))
         fit68_nojaw.append(nme68(f68.fitted68, gt, np.arange(17, 68)))
@@ -94,6 +107,12 @@ def run(args: argparse.Namespace) -> dict:
         "nme_fit_nojaw_median_68only": round(med(fit68_nojaw), 4),
         "landmark_fit_ms_median": round(med(lm_ms), 1), "photometric_fit_ms_median": round(med(ph_ms), 1),
     }
+    if fr_nme:
+        out.update({"nme_fit_median_fr_init": round(med(fr_nme), 4),
+                    "nme_fit_mean_fr_init": round(float(np.mean(fr_nme)), 4),
+                    "fit_ms_median_fr_init": round(med(fr_ms), 1),
+                    "iterations_mean": round(float(np.mean(iters)), 2),
+                    "iterations_mean_fr_init": round(float(np.mean(fr_iters)), 2)})
     # known answers: the texture of the sample portrait's fit on random faces
     from faceeditor.fit.pipeline import fit_photo
     from faceeditor.paths import sample_image_path
@@ -109,3 +128,13 @@ def run(args: argparse.Namespace) -> dict:
         "peak_rss_mb": round(peak_rss_mb(), 1), "threads": args.threads,
     })
     return out
+
+
+def _regressor():
+    """FR from resources/ when trained (for the ``*_fr_init`` keys), else None."""
+    from faceeditor.neural import checkpoints
+
+    if not checkpoints.available("face_regressor"):
+        return None
+    return checkpoints.load_network("face_regressor", "cpu")
+

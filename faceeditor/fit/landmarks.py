@@ -93,6 +93,16 @@ def _skew(a: np.ndarray) -> np.ndarray:
                      np.stack([-a[:, 1], a[:, 0], z], 1)], 1)
 
 
+@dataclass
+class FitInit:
+    """A starting point for the landmark fit: rotation (3,3), identity (>= n_identity) and
+    expression (53) coefficients, e.g. from FR."""
+
+    rotation: np.ndarray
+    identity: np.ndarray
+    expression: np.ndarray
+
+
 class LandmarkFitter:
     """Reusable fitter for one model (holds the sliced bases and the prior weights)."""
 
@@ -130,8 +140,12 @@ class LandmarkFitter:
 
     # ----------------------------------------------------------------------------------------
     def fit(self, landmarks68: np.ndarray, image_size: tuple[int, int], dense478: np.ndarray | None = None,
-            principal: tuple[float, float] | None = None) -> LandmarkFit:
-        """Fit to detector points: ``landmarks68`` (68,2) and optionally mediapipe ``dense478`` (478,2+)."""
+            principal: tuple[float, float] | None = None, init: FitInit | None = None) -> LandmarkFit:
+        """Fit to detector points: ``landmarks68`` (68,2) and optionally mediapipe ``dense478`` (478,2+).
+
+        ``init`` starts from a rotation and coefficients (FR's regression,
+        :func:`faceeditor.neural.regressor.regress_photo`) instead of a frontal neutral mean face; the
+        translation is then placed from the eye distance as for the frontal start."""
         t0 = time.perf_counter()
         cfg = self.cfg
         w, h = image_size
@@ -146,14 +160,17 @@ class LandmarkFitter:
         nI = cfg.n_identity
 
         # initial pose: frontal, at the depth where the model's eye distance matches the photo's
-        R = np.eye(3)
+        R = np.eye(3) if init is None else np.asarray(init.rotation, np.float64).reshape(3, 3)
+        c = np.zeros(K)
+        if init is not None:
+            c[:nI] = np.asarray(init.identity, np.float64)[:nI]
+            c[nI:] = np.clip(np.asarray(init.expression, np.float64), 0.0, 1.0)
         z_eyes = f0 * EYE_DISTANCE_CM / max(d, 1.0)
         ctr = l68[17:].mean(0)
-        model_ctr = inner_b.mean.mean(0)
+        model_ctr = R @ (inner_b.mean + inner_b.basis @ c).mean(0) if init is not None else inner_b.mean.mean(0)
         t = np.array([(ctr[0] - cx) * z_eyes / f0 - model_ctr[0], -(ctr[1] - cy) * z_eyes / f0 - model_ctr[1],
                       -(z_eyes + EYES_TO_ORIGIN_CM)])
         logf = np.log(f0)
-        c = np.zeros(K)
         jaw_ids = self.jaw_fixed.copy()
 
         def project(pc: np.ndarray, f: float) -> np.ndarray:

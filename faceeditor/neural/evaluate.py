@@ -169,6 +169,7 @@ def evaluate_identity(net, val_images: np.ndarray, val: dict, train: dict, train
                                                                    t_thr), 4),
         "id_threshold": round(float(threshold), 4), "id_threshold_teacher": round(float(t_thr), 4),
         "id_teacher_acc_at_0.6": round(verification_accuracy(pair_distances(val["descriptor"], vp), vsame, 0.6), 4),
-        "id_l2_to_teacher_mean": round(float(np.linalg.norm(ev[u] - val["descriptor"][u], axis=1).mean()), 4),
+        "id_l2_to_teacher_mean": round(float(np.linalg.norm(ev[u] - val["descriptor"][u], axis=1).mean()), 4)
+        if len(u) else float("nan"),
         "id_val_pairs": int(len(vp)),
     }

@@ -187,3 +187,13 @@ def relabel_sh(sh, Q):
     Yq = sh_basis(n @ torch.from_numpy(np.asarray(Q, np.float64)).T).numpy()
     c, *_ = np.linalg.lstsq(Y, Yq @ np.asarray(sh, np.float64), rcond=None)
     return c
+
+
+def fit_init(net: FaceRegressor, rgb, lm68):
+    """FR's regression of a photo's face as a starting point of the landmark fit
+    (:class:`faceeditor.fit.landmarks.FitInit`)."""
+    from faceeditor.fit.landmarks import FitInit
+
+    p = regress_photo(net, rgb, lm68)
+    return FitInit(rotation=p["rotation"], identity=p["identity"], expression=p["expression"])
+
