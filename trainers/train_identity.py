@@ -1,6 +1,6 @@
 """Train R, the identity network (:mod:`faceeditor.neural.identity`), distilled from dlib's descriptor.
 
-    python -m trainers.train_identity [--steps 1500] [--batch 16] [--threads 1] [--out cache/train/identity]
+    python -m trainers.train_identity [--steps 1200] [--batch 16] [--threads 1] [--out cache/train/identity]
     python -m trainers.train_identity --preset small     # the light CNN from scratch (needs far more steps)
     python -m trainers.train_identity --preset gpu
     torchrun --nproc_per_node 4 -m trainers.train_identity --preset gpu
@@ -16,6 +16,9 @@ margin loss on LFW identities; each batch holds ``pairs_per_batch`` same-person 
 Augmentation: colour jitter, +-3 px shifts (flips optional: dlib's descriptor is not
 flip-invariant). The verification threshold is chosen on training-person pairs and stored in the
 manifest. Weights: ``resources/identity_net.pt`` (fp16).
+
+Measured on this 2-core CPU (1 thread, beside another trainer): 1,200 steps in 5 min; val
+verification 0.987 vs the teacher's 0.989 (``resources/identity_net.manifest.json``).
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ class Config(RunConfig):
     dropout: float = 0.0
     batch: int = 16
     pairs_per_batch: int = 4  # same-person pairs (2 images each) in every batch
-    steps: int = 1500
+    steps: int = 1200
     lr: float = 2e-3  # with init=dlib: relative to each tensor's rms (see main)
     weight_decay: float = 0.0
     w_cos: float = 1.0

@@ -1,6 +1,6 @@
 """Train N, the normal estimator (:mod:`faceeditor.neural.normals`), on the prepared dataset.
 
-    python -m trainers.train_normals [--steps 5000] [--batch 16] [--threads 2] [--out cache/train/normals]
+    python -m trainers.train_normals [--steps 5600] [--batch 16] [--threads 2] [--out cache/train/normals]
     python -m trainers.train_normals --preset gpu          # larger model, batch 64 (CUDA)
     torchrun --nproc_per_node 4 -m trainers.train_normals --preset gpu   # several GPUs (DDP)
 
@@ -10,6 +10,9 @@ Targets: the fitted head's camera-frame normal maps and face masks of the 128 px
 face mask. Augmentation: horizontal flips (x of the normals negated) and colour jitter. The
 run resumes from ``<out>/last.pt``; at the end the weights go to ``resources/normal_net.pt``
 with a manifest (metrics on the val split, the command, the data).
+
+Measured on this 2-core CPU (1 thread, beside another trainer): 5,600 steps in 24 min, val mean
+angle error 5.8 deg, mask IoU 0.968 (``resources/normal_net.manifest.json``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class Config(RunConfig):
     widths: str = "24,48,96,160"
     blocks: int = 1
     batch: int = 16
-    steps: int = 5000
+    steps: int = 5600
     lr: float = 2e-3
     weight_decay: float = 1e-4
     head_weight: float = 0.25  # normal loss weight outside the face mask (rest of the head)

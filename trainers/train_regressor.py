@@ -1,6 +1,6 @@
 """Train FR, the face parameter regressor (:mod:`faceeditor.neural.regressor`), on the prepared dataset.
 
-    python -m trainers.train_regressor [--steps 6000] [--batch 16] [--threads 2] [--out cache/train/regressor]
+    python -m trainers.train_regressor [--steps 12000] [--batch 16] [--threads 2] [--out cache/train/regressor]
     python -m trainers.train_regressor --preset gpu
     torchrun --nproc_per_node 4 -m trainers.train_regressor --preset gpu
 
@@ -12,6 +12,9 @@ landmarks -- the model's 68 landmark vertices and the 478 mediapipe surface poin
 fit's in the crop camera, in eye distances (differentiable through the morphable model).
 Augmentation: colour jitter, +-4 px shifts (targets shifted alike). Resumes from ``<out>/last.pt``;
 the weights go to ``resources/face_regressor.pt`` with a manifest.
+
+Measured on this 2-core CPU (1 thread, beside another trainer): 12,000 steps in 25 min, val yaw
+error median 0.88 deg, NME68 vs the fit 0.030 (``resources/face_regressor.manifest.json``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class Config(RunConfig):
     blocks: int = 1
     hidden: int = 256
     batch: int = 16
-    steps: int = 6000
+    steps: int = 12000
     lr: float = 2e-3
     weight_decay: float = 1e-4
     w_rot: float = 1.0
