@@ -319,3 +319,37 @@ def test_session_save_open_and_presets(win, engine, tmp_path):
     win.open_path(tmp_path / "s.fesession")
     assert d.pump(20, lambda: win.doc.edit.params.pitch == -6.0 and len(win.doc.history) == 3)
     assert win.doc.history.labels()[1].startswith("Pose") and not win.doc.dirty
+
+
+def test_neural_renderer_choice_renders_edits(win, tmp_path):
+    """Choosing "Neural renderer" inverts G on the face in the background (the window keeps
+    answering), then slider edits render through it; undo goes back to the mesh compositor."""
+    from faceeditor.neural.render import available
+
+    if not available():
+        pytest.skip("GAR weights not trained yet (python -m trainers.train_gar)")
+    d = win.driver
+    photo, rgb = _sample(tmp_path, size=384)
+    d.drop(photo)
+    assert d.wait_fitted(120), win.banner.text.text()
+    assert d.wait_idle(60)
+    i = win.renderer_combo.findData("neural")
+    assert i >= 0 and "not available" not in win.renderer_combo.itemText(i)
+    win.renderer_combo.setCurrentIndex(i)
+    win.renderer_combo.activated.emit(i)
+    assert win.doc.edit.params.renderer == "neural"
+    before = d.canvas_pixels()
+    stamp = d.set_slider(win.pose_panel.sliders["yaw"], 20.0)
+    win.doc.close_gesture()
+    t0 = time.perf_counter()
+    ticks = []
+    assert d.pump(180, lambda: (ticks.append(time.perf_counter()) or True) and win.canvas.stamp >= stamp
+                  and d.idle()), win.banner.text.text()
+    gaps = np.diff(ticks) if len(ticks) > 1 else np.array([0.0])
+    assert float(gaps.max()) < 2.0, "the window must keep answering while G is inverted"
+    after = d.canvas_pixels()
+    assert (np.abs(after.astype(int) - before.astype(int)).sum(-1) > 30).mean() > 0.005
+    print(f"neural renderer: inversion + first edit {time.perf_counter() - t0:.1f} s")
+    win.act_undo.trigger()
+    win.act_undo.trigger()
+    assert win.doc.edit.params.renderer == "mesh" and win.doc.edit.params.yaw == 0.0
