@@ -103,10 +103,12 @@ class Config:
     max_minutes: float = 300.0
     export: bool = True
     card: str = ""  # only (re)write resources/gar.md from this bench JSON and exit
+    history: str = ""  # with --card: how the shipped run came about (earlier runs it resumed), kept in G's manifest
 
     HELP = {"kimg": "thousands of real images shown to D", "aux": "auxiliary networks N/FR/R: auto|random|off",
             "g_channels": "G widths per resolution", "max_minutes": "wall-clock limit (resumable)",
-            "card": "write the model card from a `faceeditor bench gar --json` file and exit"}
+            "card": "write the model card from a `faceeditor bench gar --json` file and exit",
+            "history": "with --card: text on the runs behind the shipped weights (stored in G's manifest)"}
 
 
 PRESETS = {
@@ -325,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = parse_config(Config, argv, PRESETS, description=__doc__)
     if cfg.card:
+        if cfg.history:
+            set_history(cfg.history)
         write_model_card(Path(cfg.card))
         return 0
     seed_everything(cfg.seed)
@@ -595,6 +599,16 @@ def export(cfg: Config, G, V, D, ev: dict, step: int, nimg: int, seconds: float,
     write_model_card(None)
 
 
+def set_history(text: str) -> None:
+    """Record how the shipped weights were trained across resumed runs in G's manifest."""
+    from faceeditor.paths import resources_dir
+
+    path = resources_dir() / "gar_generator.manifest.json"
+    man = json.loads(path.read_text())
+    man["history"] = text
+    path.write_text(json.dumps(man, indent=2) + "\n")
+
+
 def write_model_card(bench_json: Path | None) -> Path:
     """``resources/gar.md``: what G/V/D are, how they were trained, samples grid, benchmark numbers."""
     from faceeditor.neural import checkpoints
@@ -627,7 +641,8 @@ def write_model_card(bench_json: Path | None) -> Path:
         f"parameters {man.get('parameters', {})}",
         f"- data: {man.get('data', {}).get('train_images', '?')} train / {man.get('data', {}).get('val_images', '?')} "
         "val aligned crops of LFW + UTKFace (trainers/prepare_dataset.py), split by person",
-        f"- validation at the end: {man.get('metrics_val', {})}", "",
+        f"- validation at the end: {man.get('metrics_val', {})}",
+        *([f"- history: {man['history']}"] if man.get("history") else []), "",
         "Larger configuration (GPU): `python -m trainers.train_gar --preset gpu` (256 px, wider G/D/V, batch 32,",
         "3000 kimg; `torchrun --nproc_per_node K` for DDP); dataset crops exist at 256 px.", "",
         "## Samples", "",
