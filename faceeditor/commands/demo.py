@@ -3,7 +3,9 @@
 No display needed: detects and fits the face of scikit-image's astronaut photo (or ``--photo``),
 writes what ``faceeditor fit`` writes (parameters, textured OBJ, overlay), then three edits at
 full resolution (head turn, smile, relight) and a before/after strip, into OUTDIR (default
-``./out/demo``).
+``./out/demo``). When the neural renderer is trained (``resources/gar_*.pt``), it is also inverted
+on the face (GAR eq. 10, ``--neural-seconds`` budget) and renders the head turn
+(``edit_turn_left_neural.png``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ EDITS = {  # name -> EditParams fields; the relight moves the photo's own light 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--outdir", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     parser.add_argument("--photo", type=Path, default=None, help="use this photo instead of the sample")
+    parser.add_argument("--neural-seconds", type=float, default=10.0,
+                        help="time budget of the neural renderer's inversion (0 = skip the neural edit)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,4 +75,27 @@ def run(args: argparse.Namespace) -> int:
         strip.append(edited)
     save_image(out / "before_after.png", np.concatenate(strip, axis=1))
     print(f"wrote {out}/: params.json mesh.obj mesh.mtl mesh.png overlay.png edit_*.png before_after.png")
+    if args.neural_seconds > 0:
+        _neural_edit(rgb, image, state, model, out, args.neural_seconds)
     return 0
+
+
+def _neural_edit(rgb: np.ndarray, image, state, model, out: Path, seconds: float) -> None:
+    """Invert the shipped neural renderer on the face and render the head turn through it."""
+    from faceeditor.edit.params import EditParams
+    from faceeditor.io import save_image
+    from faceeditor.neural.invert import InvertConfig, invert
+    from faceeditor.neural.render import NeuralRenderer, available, load_gar
+
+    if not available():
+        print("neural renderer: not trained (python -m trainers.train_gar); skipped")
+        return
+    nets = load_gar("cpu")
+    t0 = time.perf_counter()
+    inverted, res = invert(rgb, state, model, InvertConfig(time_budget_s=seconds), nets, return_result=True)
+    print(f"neural renderer: inverted in {time.perf_counter() - t0:.1f} s, face PSNR {res.psnr_db_init:.1f} dB "
+          f"(V) -> {res.psnr_db:.1f} dB")
+    t1 = time.perf_counter()
+    edited = NeuralRenderer(rgb, inverted, model, nets).render(EditParams.from_dict(EDITS["turn_left"]))
+    print(f"edit turn_left (neural): {(time.perf_counter() - t1) * 1000:.0f} ms")
+    save_image(out / "edit_turn_left_neural.png", edited, like=image)
