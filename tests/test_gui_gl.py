@@ -41,7 +41,7 @@ CHILD = textwrap.dedent(r"""
             return cv2.resize(self.photo, (round(w * scale), round(h * scale)))
 
     engine = Engine(threads=1)
-    engine.make_renderer = lambda rgb, state, name, preview=False: Same(rgb)
+    engine.make_renderer = lambda rgb, state, name, preview=False, progress=None: Same(rgb)
     win = MainWindow(engine); win.resize(1400, 900); win.show()
     d = Driver(win)
     d.pump(30, lambda: win.lbl_device.text() != "device …")

@@ -196,7 +196,7 @@ def test_latest_request_wins_and_stale_results_are_dropped(win, engine, monkeypa
     photo = np.full((400, 400, 3), 90, np.uint8)
     renderers = []
 
-    def make(rgb, state, name, preview=False):
+    def make(rgb, state, name, preview=False, progress=None):
         renderers.append(_SlowRenderer(rgb))
         return renderers[-1]
 
@@ -323,7 +323,8 @@ def test_session_save_open_and_presets(win, engine, tmp_path):
 
 def test_neural_renderer_choice_renders_edits(win, tmp_path):
     """Choosing "Neural renderer" inverts G on the face in the background (the window keeps
-    answering), then slider edits render through it; undo goes back to the mesh compositor."""
+    answering and the status bar follows the inversion), then slider edits render through it;
+    undo goes back to the mesh compositor."""
     from faceeditor.neural.render import available
 
     if not available():
@@ -335,6 +336,8 @@ def test_neural_renderer_choice_renders_edits(win, tmp_path):
     assert d.wait_idle(60)
     i = win.renderer_combo.findData("neural")
     assert i >= 0 and "not available" not in win.renderer_combo.itemText(i)
+    messages: list[str] = []
+    win.statusBar().messageChanged.connect(messages.append)
     win.renderer_combo.setCurrentIndex(i)
     win.renderer_combo.activated.emit(i)
     assert win.doc.edit.params.renderer == "neural"
@@ -349,6 +352,7 @@ def test_neural_renderer_choice_renders_edits(win, tmp_path):
     assert float(gaps.max()) < 2.0, "the window must keep answering while G is inverted"
     after = d.canvas_pixels()
     assert (np.abs(after.astype(int) - before.astype(int)).sum(-1) > 30).mean() > 0.005
+    assert any(m.startswith("Neural renderer: ") and m.endswith("%") for m in messages), messages
     print(f"neural renderer: inversion + first edit {time.perf_counter() - t0:.1f} s")
     win.act_undo.trigger()
     win.act_undo.trigger()

@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.worker.mesh_ready.connect(self._on_mesh)
         self.worker.failed.connect(self._on_render_failed)
         self.worker.task_done.connect(self._on_task_done)
+        self.worker.status.connect(self._on_worker_status)
         self.worker.start()
         self._tasks: dict[int, object] = {}
         self._target_id = 0
@@ -325,6 +326,12 @@ class MainWindow(QMainWindow):
         self.t_open, self.t_first_fit_ms = time.perf_counter(), None
         self._start_job(rgb=self.doc.photo, face_index=index, faces=self.doc.faces)
         self.progress.start(f"Fitting face {index + 1}")
+
+    def _on_worker_status(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(text)
+        else:
+            self.statusBar().showMessage("Neural renderer ready", 3000)
 
     def _on_progress(self, job_id: int, stage: str, fraction: float, losses) -> None:
         if self._current(job_id):

@@ -95,6 +95,7 @@ class RenderWorker(QThread):
     failed = Signal(int, str)  # stamp, message
     task_done = Signal(int, object, object)  # task id, result, error message or None
     busy_changed = Signal(bool)
+    status = Signal(str)  # a line for the status bar while a renderer is being built ("" = done)
 
     def __init__(self, engine, parent=None) -> None:
         super().__init__(parent)
@@ -182,8 +183,29 @@ class RenderWorker(QThread):
             self._prepared = set()
         key = (name, preview)
         if key not in self._renderers:
-            self._renderers[key] = self.engine.make_renderer(target[1], target[2], name, preview=preview)
+            progress = self._inversion_progress() if name == "neural" else None
+            try:
+                self._renderers[key] = self.engine.make_renderer(target[1], target[2], name, preview=preview,
+                                                                 progress=progress)
+            finally:
+                if progress is not None:
+                    self.status.emit("")
         return self._renderers[key]
+
+    def _inversion_progress(self):
+        """Progress callback of the neural renderer's inversion: a status line a few times a second;
+        stops the inversion when the worker is shutting down."""
+        last = [0.0]
+        names = {"init": "starting", "invert": "fitting the face", "tune": "tuning the renderer"}
+
+        def progress(stage: str, fraction: float, loss=None) -> bool:
+            now = time.perf_counter()
+            if now - last[0] > 0.2:
+                last[0] = now
+                self.status.emit(f"Neural renderer: {names.get(stage, stage)} … {100 * fraction:.0f}%")
+            return not self._stop
+
+        return progress
 
     def prepare(self, scales: tuple[float, ...], name: str = "mesh") -> None:
         """Warm the renderers' per-size caches while the user has not touched a slider yet
