@@ -29,6 +29,8 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
+from faceeditor.neural.evaluate import images_to_tensor  # noqa: E402,F401  (re-exported for the trainers)
+
 C = TypeVar("C")
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
@@ -270,12 +272,6 @@ def export_network(net: torch.nn.Module, name: str, cfg: Any, root: Path | None,
 
 
 # ----------------------------------------------------------------------------- batches and augmentation
-def images_to_tensor(u8: np.ndarray) -> torch.Tensor:
-    """(B,H,W,3) uint8 -> (B,3,H,W) float in [0,1], channels-last."""
-    from faceeditor.neural.evaluate import images_to_tensor as conv
-
-    return conv(u8)
-
 
 def color_jitter(x: torch.Tensor, g: torch.Generator, strength: float = 0.2, gray_p: float = 0.1) -> torch.Tensor:
     """Per-image brightness, contrast, saturation and gamma jitter, some images made gray."""

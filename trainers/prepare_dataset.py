@@ -42,7 +42,6 @@ from trainers.common import Progress, command_line, fmt_time, sha256_file  # noq
 MAX_FIT_RMS = 0.08  # landmark residual / outer-eye distance above which a fit counts as failed
 MIN_VALID = 0.45  # minimum fraction of the crop inside the photo
 MIN_EYE_PX = 16.0  # minimum outer-eye distance in the photo
-DLIB_BOX = (-0.058, -0.048, 1.73)  # dlib HOG box vs landmarks: centre offset (x, y) and side, in eye distances
 
 
 class Skip(Exception):
@@ -85,7 +84,7 @@ class DlibDescriptor:
         d = models_dir()
         self.sp = dlib.shape_predictor(str(d / "shape_predictor_5_face_landmarks.dat"))
         net = DlibResNet()
-        net.load_state_dict(convert_dlib_resnet(d / "dlib_face_recognition_resnet_model_v1.dat"))
+        net.load_state_dict(convert_dlib_resnet())
         self.net = prepare_for_cpu(net)
 
     def __call__(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -115,10 +114,7 @@ def dlib_descriptor(rgb: np.ndarray, lm68: np.ndarray) -> tuple[np.ndarray, int]
     from faceeditor.face import identity
     from faceeditor.face.detect import iou
 
-    d = float(np.linalg.norm(lm68[45] - lm68[36]))
-    c = lm68[17:].mean(0) + np.array(DLIB_BOX[:2]) * d
-    half = DLIB_BOX[2] * d / 2
-    derived = (c[0] - half, c[1] - half, c[0] + half, c[1] + half)
+    derived = identity.box_from_landmarks(lm68)
     describe = _W["dlib"] if "dlib" in _W else identity.descriptor
     for src, up in ((1, 0), (2, 1)):
         boxes = identity.detect(rgb, up)

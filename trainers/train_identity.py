@@ -65,11 +65,15 @@ class _DlibReader:
         return a
 
 
-def convert_dlib_resnet(path: Path) -> dict[str, torch.Tensor]:
+def convert_dlib_resnet(path: Path | None = None) -> dict[str, torch.Tensor]:
     """State dict of :class:`faceeditor.neural.identity.DlibResNet` from dlib's
-    ``dlib_face_recognition_resnet_model_v1.dat``: its layers are stored input to output, each
-    after its name (``con_4``: params = filters then biases, then filters, rows, cols, strides,
+    ``dlib_face_recognition_resnet_model_v1.dat`` (default: face_recognition_models' copy): its
+    layers are stored input to output, each after its name (``con_4``: params = filters then biases, then filters, rows, cols, strides,
     paddings; ``affine_``: gamma then beta; ``fc_2``: outputs, inputs, (inputs x outputs) weights)."""
+    if path is None:
+        from faceeditor.face.identity import models_dir
+
+        path = models_dir() / "dlib_face_recognition_resnet_model_v1.dat"
     import re
 
     from faceeditor.neural.identity import RESNET29, DlibResNet
@@ -183,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     widths = tuple(int(w) for w in cfg.widths.split(","))
     net = IdentityNet(cfg.backbone, widths, cfg.blocks, 128, cfg.hidden, cfg.dropout)
     if cfg.backbone == "resnet29" and cfg.init == "dlib":
-        from faceeditor.face.identity import models_dir
-
-        net.net.load_state_dict(convert_dlib_resnet(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
+        net.net.load_state_dict(convert_dlib_resnet())
     net = net.to(dev).to(memory_format=torch.channels_last)
     out = Path(cfg.out)
     log = JsonLog(out / "log.jsonl")

@@ -131,10 +131,8 @@ class Engine:
         """A PhotoRenderer bound to this photo and face; ``preview`` trades detail for speed
         (the compositor's work grid may go down to 128 px while a slider moves); ``progress``
         (stage, fraction, loss) -> bool follows the neural renderer's inversion."""
-        from faceeditor.edit.renderers import available_renderers, make_renderer
+        from faceeditor.edit.renderers import make_renderer
 
-        if not available_renderers().get(name, (False, ""))[0]:
-            raise ValueError(f"renderer {name!r} is not available")
         return make_renderer(name, rgb, state, self.model, preview=preview, progress=progress)
 
     def edited_state(self, state, edit: EditParams):

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> dict:
     detect_faces(load_rgb(photos[0]))  # warm the detector graphs (one-time start-up is not per-photo time)
     det_nme, fit_nme, nojaw, fit68_nme, fit68_nojaw, lm_ms, ph_ms = [], [], [], [], [], [], []
     fr = None if args.no_fr_init else _regressor()
-    fr_ms, fr_nme, fr_iters, iters = [], [], [], []
+    fr_ms, fr_nme = [], []
     detected = 0
     for k, path in enumerate(photos):
         rgb = load_rgb(path)
@@ -87,8 +87,6 @@ def run(args: argparse.Namespace) -> dict:
                              init=fit_init(fr, rgb, face.landmarks68))
             fr_ms.append((time.perf_counter() - t1) * 1000.0)
             fr_nme.append(nme68(ffr.fitted68, gt))
-            fr_iters.append(ffr.iterations)
-            iters.append(fit.iterations)
         f68 = fitter68.fit(face.landmarks68, (rgb.shape[1], rgb.shape[0]))
         fit68_nme.append(nme68(f68.fitted68, gt))
         fit68_nojaw.append(nme68(f68.fitted68, gt, np.arange(17, 68)))
@@ -110,9 +108,7 @@ def run(args: argparse.Namespace) -> dict:
     if fr_nme:
         out.update({"nme_fit_median_fr_init": round(med(fr_nme), 4),
                     "nme_fit_mean_fr_init": round(float(np.mean(fr_nme)), 4),
-                    "fit_ms_median_fr_init": round(med(fr_ms), 1),
-                    "iterations_mean": round(float(np.mean(iters)), 2),
-                    "iterations_mean_fr_init": round(float(np.mean(fr_iters)), 2)})
+                    "fit_ms_median_fr_init": round(med(fr_ms), 1)})
     # known answers: the texture of the sample portrait's fit on random faces
     from faceeditor.fit.pipeline import fit_photo
     from faceeditor.paths import sample_image_path

@@ -76,16 +76,6 @@ def val_photos(n: int, seed: int) -> list[Path]:
     return [data / keys[i] for i in idx]
 
 
-def _box(lm: np.ndarray) -> tuple[float, float, float, float]:
-    """dlib's face box from 68 landmarks: the dataset's fallback box (trainers/prepare_dataset.py
-    ``DLIB_BOX``: centre offset and side in outer-eye distances)."""
-    lm = np.asarray(lm, np.float64)[:, :2]
-    d = float(np.linalg.norm(lm[45] - lm[36]))
-    c = lm[17:].mean(0) + np.array([-0.058, -0.048]) * d
-    half = 1.73 * d / 2
-    return (c[0] - half, c[1] - half, c[0] + half, c[1] + half)
-
-
 def descriptor_of_crop(img, lm: np.ndarray) -> np.ndarray | None:
     """dlib descriptor of a (1,3,S,S) crop in [0,1], upscaled 2x, in the box of its landmarks ``lm`` (68,2)."""
     import cv2
@@ -95,7 +85,7 @@ def descriptor_of_crop(img, lm: np.ndarray) -> np.ndarray | None:
     u8 = (img[0].permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
     big = cv2.resize(u8, (u8.shape[1] * 2, u8.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
     try:
-        return identity.descriptor(big, tuple(v * 2 for v in _box(lm)))
+        return identity.descriptor(big, tuple(v * 2 for v in identity.box_from_landmarks(lm)))
     except Exception:
         return None
 

@@ -92,6 +92,20 @@ def descriptor(rgb: np.ndarray, box: Box | None = None, jitter: int = 0, upsampl
     return np.asarray(vec, dtype=np.float32)
 
 
+BOX_FROM_LANDMARKS = (-0.058, -0.048, 1.73)  # dlib's HOG box vs 68 landmarks: centre offset (x, y), side; eye distances
+
+
+def box_from_landmarks(lm68: np.ndarray) -> Box:
+    """The box dlib's HOG detector would give the face of iBUG-68 landmarks ``lm68`` (68,2+), for
+    faces it does not find itself (measured offsets :data:`BOX_FROM_LANDMARKS`)."""
+    lm = np.asarray(lm68, np.float64)[:, :2]
+    d = float(np.linalg.norm(lm[45] - lm[36]))
+    dx, dy, side = BOX_FROM_LANDMARKS
+    c = lm[17:].mean(0) + np.array([dx, dy]) * d
+    half = side * d / 2
+    return (float(c[0] - half), float(c[1] - half), float(c[0] + half), float(c[1] + half))
+
+
 def distance(a: np.ndarray, b: np.ndarray) -> float:
     """Euclidean distance of two descriptors (< 0.6: the same person by dlib's threshold)."""
     return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))

@@ -159,7 +159,7 @@ class LandmarkFitter:
         K = self.slices.n_coeffs
         nI = cfg.n_identity
 
-        # initial pose: frontal, at the depth where the model's eye distance matches the photo's
+        # initial pose: frontal (or init's), at the depth where the model's eye distance matches the photo's
         R = np.eye(3) if init is None else np.asarray(init.rotation, np.float64).reshape(3, 3)
         c = np.zeros(K)
         if init is not None:
@@ -167,7 +167,7 @@ class LandmarkFitter:
             c[nI:] = np.clip(np.asarray(init.expression, np.float64), 0.0, 1.0)
         z_eyes = f0 * EYE_DISTANCE_CM / max(d, 1.0)
         ctr = l68[17:].mean(0)
-        model_ctr = R @ (inner_b.mean + inner_b.basis @ c).mean(0) if init is not None else inner_b.mean.mean(0)
+        model_ctr = R @ (inner_b.mean + inner_b.basis @ c).mean(0)  # frontal start: the mean face's centre
         t = np.array([(ctr[0] - cx) * z_eyes / f0 - model_ctr[0], -(ctr[1] - cy) * z_eyes / f0 - model_ctr[1],
                       -(z_eyes + EYES_TO_ORIGIN_CM)])
         logf = np.log(f0)

@@ -210,14 +210,13 @@ def pair_distances(emb: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return np.linalg.norm(e[pairs[:, 0]] - e[pairs[:, 1]], axis=1)
 
 
-DLIB_THRESHOLD = 0.6  # dlib's documented same-person distance
-
-
 def best_threshold(dist: np.ndarray, same: np.ndarray) -> float:
     """The distance threshold (same person when below) of highest accuracy on these pairs (dlib's
     0.6 when there are no pairs to choose on)."""
     if len(dist) == 0:
-        return DLIB_THRESHOLD
+        from faceeditor.face.identity import SAME_PERSON_THRESHOLD
+
+        return SAME_PERSON_THRESHOLD
     order = np.sort(dist)
     cands = np.concatenate([[order[0] - 1e-6], (order[1:] + order[:-1]) / 2, [order[-1] + 1e-6]])
     best, thr = -1.0, float(cands[0])

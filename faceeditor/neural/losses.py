@@ -123,20 +123,20 @@ def r_features(R, image: torch.Tensor) -> list[torch.Tensor]:
     return R.encoder(aux_input(image))
 
 
-def masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    d = (a.float() - b.float()).abs().mean(1, keepdim=True)
+def _weighted_mean(d: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of a per-pixel map (B,1,H,W), weighted by ``weight`` (B,1,H,W) when given."""
     if weight is None:
         return d.mean()
     w = weight.float()
     return (d * w).sum() / w.sum().clamp(min=1.0)
+
+
+def masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    return _weighted_mean((a.float() - b.float()).abs().mean(1, keepdim=True), weight)
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    d = (a.float() - b.float()).square().mean(1, keepdim=True)
-    if weight is None:
-        return d.mean()
-    w = weight.float()
-    return (d * w).sum() / w.sum().clamp(min=1.0)
+    return _weighted_mean((a.float() - b.float()).square().mean(1, keepdim=True), weight)
 
 
 def psnr_db(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
