@@ -13,18 +13,15 @@ import pkgutil
 import sys
 from types import ModuleType
 
+import faceeditor.commands
 from faceeditor import __version__
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad file, no face, bad option): printed without a traceback."""
+from faceeditor.core.device import configure_threads
+from faceeditor.core.errors import FaceEditorError
 
 
 def _command_modules() -> list[ModuleType]:
-    import faceeditor.commands as pkg
-
     mods = []
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(faceeditor.commands.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
         mod = importlib.import_module(f"faceeditor.commands.{info.name}")
@@ -56,12 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command not in ("bench", "gui"):  # benchmarks and the window set their own thread counts
-        from faceeditor.device import configure_threads
-
         configure_threads()
     try:
         return int(table[args.command].run(args) or 0)
-    except UserError as exc:
+    except FaceEditorError as exc:
         print(f"faceeditor {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,14 +6,14 @@ import importlib.util
 import os
 import sys
 
+from faceeditor.cli import main as cli_main
+
 
 def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from faceeditor.cli import main as cli_main
-
     argv = list(sys.argv[1:] if argv is None else argv)
     gui_ready = importlib.util.find_spec("faceeditor.commands.gui") is not None
     if argv and argv[0] not in ("gui",) and not os.path.exists(argv[0]):

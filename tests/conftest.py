@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from faceeditor.paths import REPO_DIR, shared_data_dir
+from faceeditor.core.paths import REPO_DIR, shared_data_dir
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 torch.set_num_threads(min(2, os.cpu_count() or 1))

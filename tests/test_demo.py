@@ -11,7 +11,7 @@ from faceeditor.cli import main
 
 def test_demo_writes_the_fit_and_the_edits(tmp_path, capsys):
     from faceeditor.io import load_image
-    from faceeditor.neural.render import available
+    from faceeditor.neural.gar_nets import available
 
     assert main(["demo", "-o", str(tmp_path), "--neural-seconds", "2"]) == 0
     out = capsys.readouterr().out

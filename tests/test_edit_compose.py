@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+from faceeditor.core.errors import Cancelled
 from faceeditor.edit.blendmap import FALLOFF_HEAD_FRACTION
 from faceeditor.edit.compose import MeshCompositor
 from faceeditor.edit.fill import FillLayer, FillRequest
 from faceeditor.edit.geometry import edited_state, photo_light
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.params import EditParams
-from faceeditor.edit.renderer import RenderCancelled
 from faceeditor.edit.scene import SyntheticPhoto, synthetic_photo
 from faceeditor.fit.synthetic import state_vertices
 from faceeditor.morphable import default_model_path, load_face_model
-from faceeditor.morphable.atlas import render_face_ids
+from faceeditor.render.atlas import render_face_ids
 from faceeditor.render.raster import rasterize
 
 
@@ -121,7 +121,7 @@ def test_warp_is_continuous_at_the_silhouette(comp, edit) -> None:
     """No tear: across the head's outline the backward flow continues (small jump), and outside
     the head it is smooth and does not fold (|grad| < 1, in output pixels per pixel)."""
     maps = comp.grid_maps(edit)
-    win, flow = maps["window"], maps["flow"]
+    win, flow = maps.window, maps.flow
     k = 0.5 * (win.kx + win.ky)
     covered, orig = _coverages(comp, edit)
     assert flow is not None and flow.shape == covered.shape + (2,)
@@ -179,7 +179,7 @@ def test_smile_moves_the_mouth_like_the_model(model, scene, comp) -> None:
     assert abs(after[1, 0] - after[0, 0]) > abs(before[1, 0] - before[0, 0]) + 4  # wider
     assert (after[:, 1] < before[:, 1] - 1).all()  # higher (image y grows downward)
     maps = comp.grid_maps(edit)
-    win, flow = maps["window"], maps["flow"]
+    win, flow = maps.window, maps.flow
     for (bx, by), (ax, ay) in zip(before, after):
         gx = int((ax - win.x0) * win.kx)
         gy = int((ay - win.y0) * win.ky)
@@ -275,7 +275,7 @@ def test_preview_scale_sizes(comp, scene) -> None:
 
 
 def test_cancel_raises(comp) -> None:
-    with pytest.raises(RenderCancelled):
+    with pytest.raises(Cancelled):
         comp.render(EditParams(yaw=5), cancel=lambda: True)
     calls = []
 
@@ -283,7 +283,7 @@ def test_cancel_raises(comp) -> None:
         calls.append(1)
         return len(calls) > 2
 
-    with pytest.raises(RenderCancelled):
+    with pytest.raises(Cancelled):
         comp.render(EditParams(yaw=5), cancel=later)
 
 

@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from faceeditor.cli import UserError
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.core.pose import euler_to_matrix, matrix_to_euler
+from faceeditor.core.state import FaceState
 from faceeditor.edit.args import add_edit_arguments, base_edit, edit_for_face, parse_expr, parse_preset
 from faceeditor.edit.geometry import edited_state, offset_rotation, photo_light, target_sh
 from faceeditor.edit.light import LightParams, fit_light, light_from_sh
 from faceeditor.edit.params import EditParams
 from faceeditor.edit.presets import MACROS, macro_weights
-from faceeditor.fit.state import FaceState
-from faceeditor.morphable.pose import euler_to_matrix, matrix_to_euler
 from faceeditor.render.sh import direction_from_angles, directional_sh
 
 
@@ -47,7 +47,7 @@ def test_json_round_trip(tmp_path) -> None:
 def test_bad_preset_file_is_a_user_error(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(UserError):
+    with pytest.raises(FaceEditorError):
         EditParams.load(bad)
 
 
@@ -84,7 +84,7 @@ def test_command_line_edit(tmp_path) -> None:
     assert parse_preset("surprise") == ("surprise", 1.0)
     assert parse_expr(["a=1", "b=0.5,c=0"]) == {"a": 1.0, "b": 0.5, "c": 0.0}
     for bad in (["--expr", "jawOpen"], ["--expr", "jawOpen=x"], ["--preset", "smile:much"], ["--preset", "nope"]):
-        with pytest.raises(UserError):
+        with pytest.raises(FaceEditorError):
             base_edit(_parse(bad))
 
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceeditor.cli import UserError, main
+from faceeditor.cli import main
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.core.paths import sample_image_path
 from faceeditor.face import (
     MIRROR_68,
     MIRROR_PAIRS_68,
@@ -20,11 +22,11 @@ from faceeditor.face import (
     FaceTooSmallError,
     NoFaceError,
     detect_faces,
+    get_detector,
     to_68,
 )
-from faceeditor.face.evaluate import evaluate_folder, load_pts, nme68
+from faceeditor.face.evaluate import default_predict, evaluate_folder, load_pts, nme68
 from faceeditor.face.landmarks68 import MEDIAPIPE_TO_68
-from faceeditor.paths import sample_image_path
 
 R_IRIS, L_IRIS, NOSE_TIP, CHIN = 468, 473, 4, 152  # mediapipe: subject's right iris is on the image left
 
@@ -36,8 +38,15 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+def detector():
+    """One detector for the module, as a caller keeps it (building the graphs takes a while)."""
+    with FaceDetector() as det:
+        yield det
+
+
+@pytest.fixture(scope="module")
 def astro_face(astronaut) -> Face:
-    faces = detect_faces(astronaut)
+    faces = detect_faces(astronaut)  # the default path: a detector built for this call
     assert len(faces) == 1
     return faces[0]
 
@@ -63,9 +72,9 @@ def test_astronaut_one_face(astro_face: Face) -> None:
     assert p68.shape == (68, 2) and p68[36, 0] < p68[45, 0] and 30 < _interocular(f) < 70
 
 
-def test_upscaled_photo_maps_to_full_resolution(astronaut, astro_face) -> None:
+def test_upscaled_photo_maps_to_full_resolution(astronaut, astro_face, detector) -> None:
     big = cv2.resize(astronaut, (4000, 4000), interpolation=cv2.INTER_CUBIC)  # corner-aligned scaling
-    faces = detect_faces(big)
+    faces = detect_faces(big, detector=detector)
     assert len(faces) == 1
     s = 4000 / 512
     err = np.linalg.norm(faces[0].landmarks[:, :2] / s - astro_face.landmarks[:, :2], axis=1)
@@ -75,10 +84,10 @@ def test_upscaled_photo_maps_to_full_resolution(astronaut, astro_face) -> None:
     assert 0.9 * s < z_ratio < 1.1 * s  # depth is in x's pixel scale
 
 
-def test_two_faces_and_mirror_convention(astronaut, astro_face) -> None:
+def test_two_faces_and_mirror_convention(astronaut, astro_face, detector) -> None:
     flipped = np.ascontiguousarray(astronaut[:, ::-1])
     pair = np.concatenate([astronaut, flipped], axis=1)  # 1024x512
-    faces = detect_faces(pair)
+    faces = detector.detect(pair)
     assert len(faces) == 2
     left, right = sorted(faces, key=lambda f: f.box[0])
     assert left.box[2] < 512 < right.box[0]
@@ -95,33 +104,33 @@ def test_two_faces_and_mirror_convention(astronaut, astro_face) -> None:
     assert np.median(err) / _interocular(astro_face) < 0.02
 
 
-def test_blank_image_has_no_face() -> None:
+def test_blank_image_has_no_face(detector) -> None:
     with pytest.raises(NoFaceError, match="no face") as info:
-        detect_faces(np.full((300, 400, 3), 127, np.uint8))
-    assert isinstance(info.value, UserError) and not isinstance(info.value, FaceTooSmallError)
+        detector.detect(np.full((300, 400, 3), 127, np.uint8))
+    assert isinstance(info.value, FaceEditorError) and not isinstance(info.value, FaceTooSmallError)
 
 
-def test_tiny_face_is_reported_too_small(astronaut) -> None:
+def test_tiny_face_is_reported_too_small(astronaut, detector) -> None:
     small = cv2.resize(astronaut, (144, 144), interpolation=cv2.INTER_AREA)  # face ~28 px
     canvas = np.full((1000, 1280, 3), 90, np.uint8)
     canvas[400:544, 700:844] = small
     with pytest.raises(FaceTooSmallError, match=r"too small.*need 40 px") as info:
-        detect_faces(canvas)
+        detector.detect(canvas)
     assert len(info.value.faces) == 1
     f = info.value.faces[0]
     assert f.too_small and 15 < f.size < 40 and 700 < f.box[0] < f.box[2] < 844
     # A lower threshold accepts it.
-    assert len(detect_faces(canvas, min_face_px=10)) == 1
+    assert len(detector.detect(canvas, min_face_px=10)) == 1
 
 
-def test_deterministic_and_thread_safe(astronaut, astro_face) -> None:
-    again = detect_faces(astronaut.copy())
+def test_deterministic_and_thread_safe(astronaut, astro_face, detector) -> None:
+    again = detect_faces(astronaut.copy(), detector=detector)
     assert again[0].box == astro_face.box and again[0].score == astro_face.score
     assert np.array_equal(again[0].landmarks, astro_face.landmarks)
     results: list[np.ndarray] = []
 
-    def work() -> None:
-        results.append(detect_faces(astronaut)[0].landmarks)
+    def work() -> None:  # one detector shared by threads
+        results.append(detector.detect(astronaut)[0].landmarks)
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for t in threads:
@@ -129,17 +138,18 @@ def test_deterministic_and_thread_safe(astronaut, astro_face) -> None:
     for t in threads:
         t.join()
     assert len(results) == 3 and all(np.array_equal(r, astro_face.landmarks) for r in results)
-    with FaceDetector() as fresh:  # a new set of graphs gives the same answer
-        assert np.array_equal(fresh.detect(astronaut)[0].landmarks, astro_face.landmarks)
+    fresh = get_detector()  # a new set of graphs (no process-wide detector) gives the same answer
+    with fresh:
+        assert fresh is not detector and np.array_equal(fresh.detect(astronaut)[0].landmarks, astro_face.landmarks)
 
 
-def test_input_formats(astronaut, astro_face) -> None:
+def test_input_formats(astronaut, astro_face, detector) -> None:
     rgba = np.concatenate([astronaut, np.full(astronaut.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    assert np.array_equal(detect_faces(rgba)[0].landmarks, astro_face.landmarks)
+    assert np.array_equal(detector.detect(rgba)[0].landmarks, astro_face.landmarks)
     gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
-    assert len(detect_faces(gray)) == 1
+    assert len(detector.detect(gray)) == 1
     with pytest.raises(TypeError):
-        detect_faces(astronaut.astype(np.float32))
+        detector.detect(astronaut.astype(np.float32))
 
 
 def test_landmarks68_table_and_mirror() -> None:
@@ -164,10 +174,10 @@ def test_pts_and_nme(tmp_path: Path) -> None:
     assert nme68(loaded + (3.0, 4.0), loaded) == pytest.approx(5.0 / np.linalg.norm(loaded[45] - loaded[36]))
 
 
-def test_afw68_sample_accuracy(data_dir: Path) -> None:
+def test_afw68_sample_accuracy(data_dir: Path, detector) -> None:
     folder = data_dir / "afw68"
     names = sorted(p.stem for p in folder.glob("*.pts"))[::34]  # 10 faces spread over the set
-    result = evaluate_folder(folder, names=names)
+    result = evaluate_folder(folder, default_predict(detector=detector), names=names)
     assert result["images"] == 10 and result["detection_rate"] == 1.0
     assert result["nme_median"] < 0.06
     assert max(r["nme"] for r in result["per_file"]) < 0.15

@@ -6,11 +6,34 @@ import numpy as np
 import pytest
 import torch
 
-from faceeditor.fit.landmarks import LandmarkFitConfig, LandmarkFitter
-from faceeditor.fit.state import FaceState
-from faceeditor.fit.synthetic import (random_face_state, render_state, rotation_error_deg, smooth_background,
-                                      state_vertices)
+from faceeditor.core.errors import Cancelled
+from faceeditor.core.paths import resources_dir, sample_image_path
+from faceeditor.core.pose import euler_to_matrix, matrix_to_euler
+from faceeditor.core.state import FaceState, NeuralCode
+from faceeditor.face.detect import NoFaceError
+from faceeditor.face.landmarks68 import MIRROR_68
+from faceeditor.fit.contour import ContourTracker
+from faceeditor.fit.landmarks import FitInit, LandmarkFitConfig, LandmarkFitter
+from faceeditor.fit.photometric import PhotometricConfig, fit_photometric
+from faceeditor.fit.pipeline import fit_photo
+from faceeditor.fit.points import SurfacePoints
+from faceeditor.fit.sh_light import estimate_sh
+from faceeditor.fit.synthetic import (
+    random_face_state,
+    render_state,
+    rotation_error_deg,
+    smooth_background,
+    state_vertices,
+    synthetic_recovery,
+)
+from faceeditor.fit.texture import unproject_texture
+from faceeditor.io import load_rgb
 from faceeditor.morphable import load_face_model
+from faceeditor.morphable.normals import vertex_normals
+from faceeditor.render.atlas import base_atlas, tile_slice
+from faceeditor.render.interpolate import interpolate
+from faceeditor.render.raster import rasterize
+from faceeditor.render.sh import direction_from_angles, directional_sh, dominant_direction, sh_shading
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +72,6 @@ def test_solver_recovers_known_pose_and_expression(model, seed):
 def test_fit_from_an_initial_guess(model):
     """A start near the truth (as FR gives) converges to the same answer as the frontal start; a
     start on the wrong side (yaw mirrored) still converges."""
-    from faceeditor.fit.landmarks import FitInit
-    from faceeditor.morphable.pose import euler_to_matrix, matrix_to_euler
-
     fitter = LandmarkFitter(model, LandmarkFitConfig(jaw_weight=0.0, pose_correction=False))
     truth = random_face_state(model, 5)
     l68, dense = _true_landmarks(model, fitter, truth)
@@ -86,11 +106,9 @@ def test_jaw_follows_the_silhouette_under_a_turn(model):
     """At 35 deg of yaw the fitted jaw outline sits on the rendered head's outline, not on fixed vertices."""
     fitter = LandmarkFitter(model, LandmarkFitConfig(pose_correction=False))
     truth = random_face_state(model, 5, max_angle=(0.0, 0.0, 0.0))
-    from faceeditor.morphable.pose import euler_to_matrix
 
     truth.rotation = euler_to_matrix(35.0, 0.0, 0.0)[0].numpy()
     truth.expression[:] = 0
-    from faceeditor.fit.contour import ContourTracker
 
     tracker = ContourTracker(fitter.tracker.cands, fitter.slices)
     l68, dense = _true_landmarks(model, fitter, truth)
@@ -106,12 +124,6 @@ def test_jaw_follows_the_silhouette_under_a_turn(model):
 
 
 def test_sh_lighting_recovered_from_a_render(model):
-    from faceeditor.fit.photometric import estimate_sh
-    from faceeditor.morphable.normals import vertex_normals
-    from faceeditor.render.interpolate import interpolate
-    from faceeditor.render.raster import rasterize
-    from faceeditor.render.sh import direction_from_angles, directional_sh, dominant_direction, sh_shading
-
     truth = random_face_state(model, 3)
     d = direction_from_angles(35.0, 15.0)
     truth.sh = directional_sh(d, 0.7, 0.3).numpy()
@@ -130,11 +142,6 @@ def test_sh_lighting_recovered_from_a_render(model):
 
 def test_texture_unprojection_recovers_the_albedo(model):
     """Unproject a render with a known albedo pattern under the true light: seen texels match it."""
-    from faceeditor.fit.texture import unproject_texture
-    from faceeditor.morphable.atlas import base_atlas, tile_slice
-    from faceeditor.morphable.normals import vertex_normals
-    from faceeditor.render.raster import rasterize
-
     T = 128
     atlas = base_atlas(T, model=model)
     rs, cs = tile_slice("M_Face", T)
@@ -155,11 +162,6 @@ def test_texture_unprojection_recovers_the_albedo(model):
 
 def test_photometric_fit_recovers_light_and_texture(model):
     """The full photometric fit on a render with a realistic (mean-face) albedo."""
-    from faceeditor.fit.photometric import PhotometricConfig, fit_photometric
-    from faceeditor.io import load_rgb
-    from faceeditor.paths import resources_dir
-    from faceeditor.render.sh import direction_from_angles, directional_sh, dominant_direction
-
     atlas = load_rgb(resources_dir() / "mean_texture.png").astype(np.float32) / 255.0
     truth = random_face_state(model, 9, max_angle=(10.0, 5.0, 5.0))
     d = direction_from_angles(-30.0, 20.0)
@@ -171,7 +173,6 @@ def test_photometric_fit_recovers_light_and_texture(model):
     fitted = fit_photometric(photo, truth, model, PhotometricConfig(texture_size=256))
     angle = torch.rad2deg(torch.acos((dominant_direction(torch.as_tensor(fitted.sh)) @ d).clamp(-1, 1)))
     assert angle < 20.0  # the mean texture carries some baked-in shading of its own (measured 14 deg)
-    from faceeditor.morphable.atlas import tile_slice
 
     rs, cs = tile_slice("M_Face", 256)
     seen = fitted.texture_confidence[rs, cs] > 200
@@ -184,23 +185,19 @@ def test_photometric_fit_recovers_light_and_texture(model):
 def test_face_state_round_trip(tmp_path, model):
     st = random_face_state(model, 4)
     st.texture = np.random.default_rng(0).integers(0, 255, (16, 32, 3), dtype=np.uint8)
-    st.noise = [np.zeros((4, 4), np.float32), np.ones((8, 8), np.float32)]
+    st.neural = NeuralCode(np.zeros(4, np.float32), [np.zeros((4, 4), np.float32), np.ones((8, 8), np.float32)], "g:x")
     st.timings_ms = {"fit": 12.5}
     st.save(tmp_path / "s")
     back = FaceState.load(tmp_path / "s")
     for k in ("rotation", "translation", "identity", "expression", "sh", "texture"):
         assert np.array_equal(getattr(back, k), getattr(st, k))
     assert back.image_size == st.image_size and back.focal_px == st.focal_px
-    assert len(back.noise) == 2 and np.array_equal(back.noise[1], st.noise[1])
+    assert len(back.neural.noise) == 2 and np.array_equal(back.neural.noise[1], st.neural.noise[1])
+    assert back.neural.renderer_id == "g:x"
     assert abs(back.pose_degrees["yaw"] - st.pose_degrees["yaw"]) < 1e-4
 
 
 def test_fit_photo_on_the_sample_and_cancel():
-    from faceeditor.face.detect import NoFaceError
-    from faceeditor.fit.pipeline import FitCancelled, fit_photo
-    from faceeditor.io import load_rgb
-    from faceeditor.paths import sample_image_path
-
     rgb = load_rgb(sample_image_path())
     stages = []
     st = fit_photo(rgb, progress=lambda s, f, l: stages.append(s) or True)[0]
@@ -208,7 +205,7 @@ def test_fit_photo_on_the_sample_and_cancel():
     assert abs(st.pose_degrees["yaw"]) < 15 and st.texture.shape == (1024, 2048, 3)
     eye = np.linalg.norm(st.detector_landmarks68[45] - st.detector_landmarks68[36])
     assert np.linalg.norm(st.fitted_landmarks68 - st.detector_landmarks68, axis=1).mean() / eye < 0.06
-    with pytest.raises(FitCancelled):
+    with pytest.raises(Cancelled):
         fit_photo(rgb, progress=lambda s, f, l: s != "photometric")
     with pytest.raises(NoFaceError):
         fit_photo(np.full((200, 200, 3), 128, np.uint8))
@@ -216,11 +213,6 @@ def test_fit_photo_on_the_sample_and_cancel():
 
 def test_full_path_on_rendered_faces(model):
     """Render faces textured from a real photo, detect them with mediapipe and fit them back."""
-    from faceeditor.fit.pipeline import fit_photo
-    from faceeditor.fit.synthetic import synthetic_recovery
-    from faceeditor.io import load_rgb
-    from faceeditor.paths import sample_image_path
-
     tex = fit_photo(load_rgb(sample_image_path()), model=model)[0].texture.astype(np.float32) / 255.0
     res = synthetic_recovery(model, tex, n=4, seed=3)
     assert sum(res["detected"]) == 4
@@ -233,9 +225,6 @@ def test_landmark_map_is_symmetric_and_ordered(model):
     if model.mp478_face is None:
         pytest.skip("resources/landmark_map.npz not built")
     from mediapipe.python.solutions.face_mesh_connections import FACEMESH_FACE_OVAL
-
-    from faceeditor.face.landmarks68 import MIRROR_68
-    from faceeditor.fit.points import SurfacePoints
 
     z = np.load(model_path_of("landmark_map.npz"))
     mirror = z["mp478_mirror"]
@@ -263,6 +252,4 @@ def test_landmark_map_is_symmetric_and_ordered(model):
 
 
 def model_path_of(name: str):
-    from faceeditor.paths import resources_dir
-
     return resources_dir() / name

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
 import torch
 
+import faceeditor.commands.fit as fit_command
 from faceeditor.cli import main
+from faceeditor.core.pose import euler_to_matrix
+from faceeditor.core.state import FaceState
+from faceeditor.fit.export import write_face_mesh
 from faceeditor.fit.overlay import cluster_mesh, draw_fit_overlay
+from faceeditor.fit.params_json import ParamsFileError, params_dict, read_params_json, write_params_json
 from faceeditor.fit.synthetic import random_face_state, render_state, state_vertices
-from faceeditor.fit.state import FaceState
 from faceeditor.io import load_image, save_image
-from faceeditor.io.mesh import read_mtl, read_obj, write_face_mesh, write_textured_obj
-from faceeditor.io.params_json import ParamsFileError, params_dict, read_params_json, write_params_json
-from faceeditor.morphable.atlas import base_atlas
+from faceeditor.io.mesh import read_mtl, read_obj, write_textured_obj
 from faceeditor.morphable.model import load_face_model
-from faceeditor.morphable.pose import euler_to_matrix
+from faceeditor.render.atlas import base_atlas
 
 TILE = 32  # small texture atlases keep the tests fast
 
@@ -188,7 +188,8 @@ def test_cluster_mesh_coarsens_and_keeps_orientation(model):
 # ----------------------------------------------------------------------------- the command
 @pytest.fixture
 def fake_pipeline(monkeypatch, model):
-    """Stands in for faceeditor.fit.pipeline.fit_photo: two synthetic faces, the smaller first."""
+    """Stands in for faceeditor.fit.pipeline.fit_photo (as the fit command imported it): two
+    synthetic faces, the smaller first."""
     calls: list[dict] = []
 
     def fit_photo(rgb, face_index=None, all_faces=False, photometric=True, texture_size=512, progress=None, **kw):
@@ -206,9 +207,7 @@ def fake_pipeline(monkeypatch, model):
             progress("photometric fit", 1.0)
         return states if all_faces else [states[1 if face_index is None else face_index]]
 
-    mod = types.ModuleType("faceeditor.fit.pipeline")
-    mod.fit_photo = fit_photo
-    monkeypatch.setitem(sys.modules, "faceeditor.fit.pipeline", mod)
+    monkeypatch.setattr(fit_command, "fit_photo", fit_photo)
     return calls
 
 

@@ -18,7 +18,7 @@ def names() -> list[str]:
 
 @pytest.fixture
 def state(names):
-    from faceeditor.fit.state import FaceState
+    from faceeditor.core.state import FaceState
 
     expr = np.zeros(len(names), np.float32)
     expr[names.index("mouthSmile_L")] = 0.3

@@ -51,8 +51,8 @@ def win(app, engine, tmp_path, monkeypatch):
 
 
 def _sample(tmp_path, size=None):
+    from faceeditor.core.paths import sample_image_path
     from faceeditor.io import load_image, save_image
-    from faceeditor.paths import sample_image_path
 
     rgb = load_image(sample_image_path()).pixels
     if size is not None:
@@ -293,6 +293,28 @@ def test_long_fit_shows_progress_and_cancels(win, engine, monkeypatch, tmp_path)
     assert "Cancelled" in win.statusBar().currentMessage()
 
 
+def test_fit_job_reports_one_typed_result_per_stage(app, engine, monkeypatch):
+    """``FitJob.fitted`` carries a :class:`FitResult` per stage: landmarks first, the refinement last."""
+    from faceeditor.app.driver import Driver
+    from faceeditor.app.workers import FitJob, FitResult
+    from faceeditor.edit.light import LightParams
+    from faceeditor.fit.synthetic import random_face_state
+
+    state = random_face_state(engine.model, 4, (64, 64))
+    monkeypatch.setattr(engine, "fit", lambda rgb, face_index, photometric, progress=None, **kw: state)
+    monkeypatch.setattr(engine, "refine", lambda rgb, st, progress=None: st)
+    job = FitJob(engine, 7, rgb=np.zeros((64, 64, 3), np.uint8), face_index=0, faces=[])
+    results = []
+    job.fitted.connect(results.append)
+    job.start()
+    assert job.wait(30000)
+    assert Driver(None).pump(5, lambda: len(results) == 2)
+    assert all(isinstance(r, FitResult) for r in results)
+    assert [(r.job_id, r.face_index, r.final) for r in results] == [(7, 0, False), (7, 0, True)]
+    assert results[-1].state is state and isinstance(results[-1].light, LightParams)
+    assert results[-1].texture.dtype == np.uint8 and results[-1].ms >= 0.0
+
+
 def test_session_save_open_and_presets(win, engine, tmp_path):
     from faceeditor.fit.synthetic import random_face_state
     from faceeditor.io import load_image, save_image
@@ -325,9 +347,9 @@ def test_neural_renderer_choice_renders_edits(win, tmp_path):
     """Choosing "Neural renderer" inverts G on the face in the background (the window keeps
     answering and the status bar follows the inversion), then slider edits render through it;
     undo goes back to the mesh compositor."""
-    from faceeditor.neural.render import available
+    from faceeditor.jobs.renderers import available_renderers
 
-    if not available():
+    if not available_renderers()["neural"][0]:
         pytest.skip("GAR weights not trained yet (python -m trainers.train_gar)")
     d = win.driver
     photo, rgb = _sample(tmp_path, size=384)

@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from faceeditor.morphable import (FaceModel, default_model_path, euler_to_matrix, load_face_model,
-                                  matrix_to_euler, transform, vertex_normals)
-from faceeditor.render.camera import project
+from faceeditor.core.camera import project
+from faceeditor.morphable import (
+    FaceModel,
+    default_model_path,
+    euler_to_matrix,
+    load_face_model,
+    matrix_to_euler,
+    transform,
+    vertex_normals,
+)
 
 
 def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-5) -> None:

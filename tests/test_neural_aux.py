@@ -11,9 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from faceeditor.morphable import euler_to_matrix, load_face_model, transform
-from faceeditor.neural import align
-from faceeditor.render.camera import Camera
+from faceeditor.core.camera import Camera
+from faceeditor.core.pose import euler_to_matrix, matrix_to_euler, transform
+from faceeditor.face.detect import detect_faces
+from faceeditor.face.identity import descriptor, detect, models_dir
+from faceeditor.fit.pipeline import get_fitter
+from faceeditor.io import load_rgb
+from faceeditor.morphable import load_face_model
+from faceeditor.neural import align, checkpoints
+from faceeditor.neural.data import FaceDataset, encode_jpeg, encode_png, load_table, split_of, write_shard
+from faceeditor.neural.identity import DlibResNet, IdentityNet, identity_loss
+from faceeditor.neural.labels import EYES, SKIN, RegionTable, encode_normals, face_mask, render_labels
+from faceeditor.neural.layers import prepare_for_cpu
+from faceeditor.neural.normals import NormalNet
+from faceeditor.neural.regressor import FaceRegressor, project_points, regress_photo, relabel_sh
+from faceeditor.render.sh import sh_shading
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +70,6 @@ def test_crop_camera_reproduces_the_warped_projection(model):
     expected = align.transform_points(uv[:, :2], M)
     assert np.abs(crop[0, :, :2].numpy() - expected).max() < 1e-3
     # the crop undoes the photo's in-plane rotation: roll is small in the crop camera
-    from faceeditor.morphable.pose import matrix_to_euler
-
     _, _, roll = matrix_to_euler(torch.from_numpy(R2)[None])
     assert abs(float(roll[0])) < 5.0
     # the template points land near the template (the head is turned 20 degrees)
@@ -84,8 +94,6 @@ def test_warp_image_follows_the_pixel_convention():
 
 
 def test_render_labels_line_up_with_the_crop(model):
-    from faceeditor.neural.labels import EYES, SKIN, face_mask, render_labels
-
     ident, expr, R, t, verts = _posed(model, 10.0, 5.0, 0.0, t=(0.0, 0.0, -130.0))
     cam = Camera(600.0, 128, 128, 64.0, 60.0)
     nmap, region = render_labels(model, ident, expr, R[None], t[None], cam)
@@ -100,10 +108,18 @@ def test_render_labels_line_up_with_the_crop(model):
     assert torch.allclose(n.norm(dim=0), torch.ones(n.shape[1]), atol=1e-4)
 
 
-def test_relabel_sh_rotates_the_light():
-    from faceeditor.neural.regressor import relabel_sh
-    from faceeditor.render.sh import sh_shading
+def test_render_labels_with_a_kept_region_table(model):
+    """A caller-kept RegionTable gives the same maps as the one render_labels builds itself."""
+    ident, expr, R, t, _ = _posed(model, 10.0, 5.0, 0.0, t=(0.0, 0.0, -130.0))
+    cams = [Camera(600.0, 128, 128, 64.0, 60.0), Camera(300.0, 64, 64, 32.0, 30.0)]
+    table = RegionTable.of(model)
+    assert table.faces.shape[0] == table.labels.shape[0] and int(table.labels.max()) == 5
+    for (n1, r1), (n2, r2) in zip(render_labels(model, ident, expr, R[None], t[None], cams),
+                                  render_labels(model, ident, expr, R[None], t[None], cams, table=table)):
+        assert torch.equal(n1, n2) and torch.equal(r1, r2)
 
+
+def test_relabel_sh_rotates_the_light():
     g = torch.Generator().manual_seed(3)
     sh = torch.randn(9, 3, generator=g, dtype=torch.float64)
     Q = align.roll_matrix(0.4)
@@ -116,9 +132,6 @@ def test_relabel_sh_rotates_the_light():
 
 # ----------------------------------------------------------------------------- shard format
 def _fake_sample(i: int, rng: np.random.Generator) -> dict:
-    from faceeditor.neural.data import encode_jpeg, encode_png
-    from faceeditor.neural.labels import encode_normals
-
     s = {"key": f"lfw/P{i % 2}/P{i % 2}_{i:04d}.jpg", "source": "lfw", "person": f"P{i % 2}",
          "rotation": np.eye(3, dtype=np.float32), "translation": np.array([0, 0, -50], np.float32),
          "focal": np.float32(600), "principal": np.array([128, 128], np.float32),
@@ -142,8 +155,6 @@ def _fake_sample(i: int, rng: np.random.Generator) -> dict:
 
 
 def test_shard_roundtrip_and_reader(tmp_path):
-    from faceeditor.neural.data import FaceDataset, load_table, split_of, write_shard
-
     rng = np.random.default_rng(0)
     samples = [_fake_sample(i, rng) for i in range(5)]
     write_shard(tmp_path / "shard_00000.npz", samples)
@@ -170,9 +181,6 @@ def test_shard_roundtrip_and_reader(tmp_path):
 
 def test_prepare_tiny_dataset(data_dir, tmp_path, model):
     """Prepare 3 real photos; the stored crop camera, landmarks and label maps line up."""
-    from faceeditor.neural.data import FaceDataset, load_table
-    from faceeditor.neural.labels import SKIN
-    from faceeditor.neural.regressor import project_points
     from trainers import prepare_dataset
 
     threads = torch.get_num_threads()
@@ -218,11 +226,6 @@ def test_prepare_tiny_dataset(data_dir, tmp_path, model):
 
 # ----------------------------------------------------------------------------- networks
 def test_networks_shapes_gradients_and_speed(model):
-    from faceeditor.neural.identity import IdentityNet, identity_loss
-    from faceeditor.neural.layers import prepare_for_cpu
-    from faceeditor.neural.normals import NormalNet
-    from faceeditor.neural.regressor import FaceRegressor, project_points
-
     torch.manual_seed(0)
     x = torch.rand(2, 3, 128, 128, requires_grad=True)
     N, FR, R = NormalNet(), FaceRegressor(), IdentityNet()
@@ -258,12 +261,7 @@ def test_networks_shapes_gradients_and_speed(model):
 def test_shipped_weights_on_a_photo(data_dir, model):
     """N, FR and R from resources/ on an LFW photo: normals face the camera at the nose, FR agrees
     with the landmark fit, R keeps a person closer to themself than to someone else."""
-    from faceeditor.face.detect import detect_faces
-    from faceeditor.fit.pipeline import get_fitter
-    from faceeditor.io import load_rgb
-    from faceeditor.neural import checkpoints
     from faceeditor.neural.evaluate import anchor_point  # noqa: F401  (import check)
-    from faceeditor.neural.regressor import project_points, regress_photo
 
     if not all(checkpoints.available(n) for n in ("normal_net", "face_regressor", "identity_net")):
         pytest.skip("network weights not trained yet (trainers/train_*.py)")
@@ -292,8 +290,6 @@ def test_shipped_weights_on_a_photo(data_dir, model):
     # FR vs the landmark fit of the same photo
     fit = get_fitter(model).fit(face.landmarks68, (rgb.shape[1], rgb.shape[0]), dense478=face.landmarks)
     pr = regress_photo(FR, rgb, face.landmarks68)
-    from faceeditor.morphable.pose import matrix_to_euler
-
     yf = float(matrix_to_euler(torch.from_numpy(fit.rotation)[None])[0][0])
     yr = float(matrix_to_euler(torch.from_numpy(pr["rotation"])[None])[0][0])
     assert abs(yf - yr) < 10.0
@@ -315,9 +311,6 @@ def test_dlib_network_port_matches_dlib(data_dir):
     and the dataset's teacher)."""
     import dlib
 
-    from faceeditor.face.identity import descriptor, detect, models_dir
-    from faceeditor.io import load_rgb
-    from faceeditor.neural.identity import DlibResNet
     from trainers.train_identity import convert_dlib_resnet
 
     net = DlibResNet().eval()

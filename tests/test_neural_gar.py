@@ -1,5 +1,5 @@
-"""The GAR renderer: G (modulated convs, NIM, explicit shading), D, V, the inversion (eq. 10 +
-pivotal tuning) and the neural renderer in the compositor.
+"""The GAR renderer: G (modulated convs, NIM, explicit shading, the condition's channel layout), D,
+V, the losses and the shipped weights (the inversion and the neural renderer: ``test_neural_invert``).
 
 Fast tests use small random networks at 64 px; tests on the shipped weights
 (``resources/gar_*.pt``) skip while they are not trained.
@@ -7,15 +7,43 @@ Fast tests use small random networks at 64 px; tests on the shipped weights
 
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from faceeditor.core.paths import sample_image_path
+from faceeditor.edit.geometry import edited_vertices
+from faceeditor.edit.params import EditParams
+from faceeditor.fit.pipeline import fit_photo
+from faceeditor.io import load_rgb
+from faceeditor.morphable import load_face_model
+from faceeditor.neural import losses as L
+from faceeditor.neural.condition import render_condition
+from faceeditor.neural.crop import crop_photo, crop_view
 from faceeditor.neural.discriminator import Discriminator, diff_augment
-from faceeditor.neural.gar import (Generator, NormalInjection, condition_map, face_mask, head_mask,
-                                   modulated_conv2d, shading_map)
+from faceeditor.neural.gar import (
+    COND_CHANNELS,
+    Generator,
+    NormalInjection,
+    condition_map,
+    face_mask,
+    head_mask,
+    modulated_conv2d,
+    normals_of,
+    region_of,
+    regions_of,
+    shading_map,
+)
+from faceeditor.neural.gar_nets import GarNets, available, load_gar
+from faceeditor.neural.invert import skin_sh
 from faceeditor.neural.inverter import Inverter
+from faceeditor.neural.labels import EYES, HEAD, MOUTH, SKIN
+from faceeditor.neural.layers import autocast
+from faceeditor.render.sh import directional_sh
 
 SMALL_G = {4: 32, 8: 32, 16: 24, 32: 16, 64: 8}
 SMALL_D = {64: 8, 32: 16, 16: 24, 8: 32, 4: 32}
@@ -46,8 +74,6 @@ def sphere_condition(size: int = 64, batch: int = 1, shift: float = 0.0) -> torc
 
 
 def white_sh(direction=(0.0, 0.0, 1.0), ambient: float = 0.3, intensity: float = 0.7) -> torch.Tensor:
-    from faceeditor.render.sh import directional_sh
-
     return directional_sh(torch.tensor(direction), intensity, ambient)[None]
 
 
@@ -121,7 +147,7 @@ def test_g_follows_the_normal_map():
                 m.out.weight.normal_(0, 0.3)
     z = torch.randn(1, 32)
     c1, c2 = sphere_condition(), sphere_condition(shift=0.2)
-    s1, s2 = shading_map(c1, white_sh()), shading_map(c2, white_sh())
+    s1 = shading_map(c1, white_sh())
     a = G(c1, s1, z, noise="zero")
     b = G(c2, s1, z, noise="zero")  # same shading, moved geometry
     assert float((a - b).abs().mean()) > 1e-3
@@ -148,19 +174,33 @@ def test_changing_only_the_shading_relights_only_where_lit_differently():
 def test_diff_augment_moves_image_and_condition_together():
     g = torch.Generator().manual_seed(0)
     cond = sphere_condition(batch=4)
-    img = cond[:, :3].clone() * 0.5 + 0.5
+    img = normals_of(cond).clone() * 0.5 + 0.5
     s = torch.ones(4, 3, 64, 64)
     x, c, s2 = diff_augment(img, cond, s, g, p=1.0, shift=0.125)
     assert x.shape == img.shape and c.shape == cond.shape and s2.shape == s.shape
-    moved = (c[:, 3:].sum(1) > 0) != (cond[:, 3:].sum(1) > 0)
+    moved = (regions_of(c).sum(1) > 0) != (regions_of(cond).sum(1) > 0)
     assert bool(moved.any())
     # the head mask moved exactly like the normal map's support
-    assert torch.equal((c[:, :3].abs().sum(1) > 0), (head_mask(c)[:, 0] > 0) & (c[:, :3].abs().sum(1) > 0))
+    assert torch.equal((normals_of(c).abs().sum(1) > 0), (head_mask(c)[:, 0] > 0) & (normals_of(c).abs().sum(1) > 0))
+
+
+def test_condition_channels_have_names():
+    """normals_of / regions_of / region_of read the layout condition_map writes."""
+    cond = sphere_condition(batch=2)
+    assert cond.shape[1] == COND_CHANNELS == 8
+    n = normals_of(cond)
+    assert n.shape[1] == 3 and float(n[:, 2].max()) > 0.99  # the sphere's front faces the camera
+    assert regions_of(cond).shape[1] == 5 and regions_of(cond, SKIN, MOUTH).shape[1] == 3
+    skin, head = region_of(cond, SKIN), region_of(cond, HEAD)
+    assert skin.shape[1] == 1 and float(skin.sum()) > 0 and float(head.sum()) > 0
+    assert float(region_of(cond, EYES).sum()) == 0.0
+    torch.testing.assert_close(face_mask(cond), skin)  # the sphere's face is all skin
+    torch.testing.assert_close(head_mask(cond), (skin + head).clamp(max=1))
+    with pytest.raises(ValueError):
+        regions_of(cond, 0)
 
 
 def test_losses_basics():
-    from faceeditor.neural import losses as L
-
     a = torch.rand(2, 3, 16, 16)
     assert float(L.psnr_db(a, a).min()) >= 99.0
     b = (a + 0.1).clamp(0, 1)
@@ -174,151 +214,22 @@ def test_losses_basics():
     assert float(L.noise_regularizer([torch.zeros(1, 1, 4, 4)])) == 0.0
 
 
-# ----------------------------------------------------------------------------- inversion
-@pytest.fixture(scope="module")
-def model():
-    from faceeditor.morphable import load_face_model
-
-    return load_face_model("cpu")
-
-
-@pytest.fixture(scope="module")
-def scene(model):
-    """A synthetic photo (rendered textured head over a textured background) and its exact state,
-    with the detector landmarks the crop is aligned by (the model's projected 68 points)."""
-    from faceeditor.edit.scene import synthetic_photo
-
-    sp = synthetic_photo(model, seed=3, size=(320, 320))
-    st = sp.state
-    from faceeditor.edit.geometry import posed, model_vertices
-
-    with torch.no_grad():
-        v = posed(model, st, model_vertices(model, st))[:, model.landmarks68]
-        lm = st.camera().project(v)[0, :, :2].numpy()
-    st.detector_landmarks68 = lm.astype(np.float32)
-    st.fitted_landmarks68 = lm.astype(np.float32)
-    return sp.photo, st
-
-
-def small_garnets(size: int = 64):
-    from faceeditor.neural.render import GarNets
-
-    G, V, D = small_nets(size)
-    return GarNets(G, V, D, "gar_generator:test", torch.device("cpu"))
-
-
-def test_inversion_improves_the_loss_and_stores_the_result(model, scene):
-    from faceeditor.neural.invert import InvertConfig, invert
-
-    photo, state = scene
-    nets = small_garnets()
-    cfg = InvertConfig(steps=8, geometry_steps=3, pti_steps=4, time_budget_s=None, lr_pti=3e-3)
-    out, res = invert(photo, state, model, cfg, nets, return_result=True)
-    assert res.steps == 8 and res.pti_steps == 4
-    assert min(res.loss_curve[4:8]) < res.loss_curve[0]  # eq. 10 steps lower the loss
-    assert res.psnr_db > res.psnr_db_init
-    assert out.latent.shape == (32,) and len(out.noise) == nets.G.n_noise
-    assert out.renderer_id == "gar_generator:test" and out.renderer_tuning
-    assert all(v.dtype == np.float16 for v in out.renderer_tuning.values())
-    assert "inversion" in out.fit_info and state.latent is None  # the input state is not modified
-    # the tuned G reproduces the final reconstruction; the state round-trips through files
-    from faceeditor.neural.render import render_edit
-
-    img, cond, view = render_edit(model, out, None, nets)
-    assert img.shape == (1, 3, 64, 64) and float(face_mask(cond).sum()) > 100
-
-
-def test_inversion_honours_cancel_and_time_budget(model, scene):
-    from faceeditor.neural.invert import InversionCancelled, InvertConfig, invert
-
-    photo, state = scene
-    nets = small_garnets()
-    calls = []
-
-    def progress(stage, fraction, loss=None):
-        calls.append(stage)
-        return stage != "invert" or len(calls) < 3
-
-    with pytest.raises(InversionCancelled):
-        invert(photo, state, model, InvertConfig(steps=50, pti_steps=50, time_budget_s=None), nets, progress=progress)
-    assert calls.count("invert") == 2
-    with pytest.raises(InversionCancelled):
-        invert(photo, state, model, InvertConfig(steps=5, pti_steps=0), nets, cancel=lambda: True)
-    t0 = __import__("time").perf_counter()
-    _, res = invert(photo, state, model, InvertConfig(steps=10_000, pti_steps=10_000, time_budget_s=2.0), nets,
-                    return_result=True)
-    assert __import__("time").perf_counter() - t0 < 8.0 and res.steps < 10_000
-
-
-def test_face_state_keeps_the_tuning(tmp_path):
-    from faceeditor.fit.state import FaceState
-
-    s = FaceState((10, 10), (0, 0, 1, 1), np.eye(3), np.zeros(3), 100.0, np.zeros(100), np.zeros(53), np.zeros((9, 3)))
-    s.latent = np.arange(4, dtype=np.float32)
-    s.noise = [np.ones((4, 4), np.float16)]
-    s.renderer_tuning = {"blocks.2.conv0.conv.weight": np.full((2, 3), 0.5, np.float16)}
-    s.save(tmp_path)
-    t = FaceState.load(tmp_path)
-    assert list(t.renderer_tuning) == ["blocks.2.conv0.conv.weight"]
-    np.testing.assert_array_equal(t.renderer_tuning["blocks.2.conv0.conv.weight"], 0.5)
-    assert t.copy().renderer_tuning.keys() == t.renderer_tuning.keys()
-
-
-# ----------------------------------------------------------------------------- the compositor's neural layer
-def test_neural_fill_plugs_into_the_compositor(model, scene):
-    from faceeditor.edit.compose import MeshCompositor
-    from faceeditor.edit.params import EditParams
-    from faceeditor.neural.invert import InvertConfig, invert
-    from faceeditor.neural.render import NeuralFill, NeuralRenderer
-
-    photo, state = scene
-    nets = small_garnets()
-    inv = invert(photo, state, model, InvertConfig(steps=2, geometry_steps=0, pti_steps=1, time_budget_s=None), nets)
-    fill = NeuralFill(model, inv, nets)
-    calls = []
-    orig = fill.fill
-
-    def spy(req):
-        layer = orig(req)
-        calls.append((req, layer))
-        return layer
-
-    fill.fill = spy
-    comp = MeshCompositor(photo, inv, model, fill=fill)
-    edit = EditParams(expression={"jawOpen": 0.8})
-    out = comp.render(edit, scale=1.0)
-    assert out.shape == photo.shape and out.dtype == np.uint8
-    assert calls, "the compositor did not ask the neural layer for the mouth interior"
-    req, layer = calls[0]
-    assert layer.rgb.shape == (req.window.grid_h, req.window.grid_w, 3)
-    assert layer.confidence.shape == (req.window.grid_h, req.window.grid_w)
-    need = req.need > 0.5
-    assert float(layer.confidence[need].mean()) > 0.5  # G covers the pixels the warp cannot supply
-    mesh = MeshCompositor(photo, inv, model).render(edit, scale=1.0)
-    assert np.abs(out.astype(int) - mesh.astype(int)).max() > 0  # the fill differs from the mesh fill
-    # the PhotoRenderer: zero edit returns the photo; the state is used as given when inverted
-    r = NeuralRenderer(photo, inv, model, nets=nets, invert_if_needed=False)
-    assert r.name == "neural"
-    np.testing.assert_array_equal(r.render(EditParams()), photo)
-    with pytest.raises(ValueError):
-        NeuralRenderer(photo, state, model, nets=nets, invert_if_needed=False)
-
-
-def test_renderer_factory_knows_both_renderers(scene, model):
-    from faceeditor.edit.renderers import available_renderers, make_renderer
-
-    photo, state = scene
-    avail = available_renderers()
-    assert set(avail) == {"mesh", "neural"} and avail["mesh"][0]
-    assert make_renderer("mesh", photo, state, model).name == "mesh"
-    with pytest.raises(ValueError):
-        make_renderer("nope", photo, state, model)
+def test_autocast_takes_a_device_or_its_type():
+    x = torch.randn(4, 4)
+    for dev in (torch.device("cpu"), "cpu"):
+        with autocast(dev):
+            assert (x @ x).dtype == torch.bfloat16
+        with autocast(dev, enabled=False):
+            assert (x @ x).dtype == torch.float32
 
 
 # ----------------------------------------------------------------------------- the shipped weights
-def _shipped():
-    from faceeditor.neural.render import available, load_gar
+@pytest.fixture(scope="module")
+def model():
+    return load_face_model("cpu")
 
+
+def _shipped() -> GarNets:
     if not available():
         pytest.skip("GAR weights not trained yet (python -m trainers.train_gar)")
     return load_gar("cpu")
@@ -326,28 +237,17 @@ def _shipped():
 
 @pytest.fixture(scope="module")
 def astronaut(model):
-    from faceeditor.fit.pipeline import fit_photo
-    from faceeditor.io import load_rgb
-    from faceeditor.paths import sample_image_path
-
     rgb = load_rgb(sample_image_path())
     return rgb, fit_photo(rgb, photometric=False, model=model)[0]
 
 
 def test_shipped_v_to_g_round_trip_beats_a_flat_face(model, astronaut):
-    from faceeditor.neural import losses as L
-    from faceeditor.neural.render import crop_photo, render_condition
-
     nets = _shipped()
     rgb, state = astronaut
     target, view = crop_photo(rgb, state, nets.size)
-    from faceeditor.edit.geometry import edited_vertices
-    from faceeditor.edit.params import EditParams
-    from faceeditor.neural.invert import _skin_sh
-
     with torch.no_grad():
         cond, _ = render_condition(model, view.to_crop(edited_vertices(model, state, EditParams())), view.camera)
-        s = shading_map(cond, _skin_sh(target, cond)[None])
+        s = shading_map(cond, skin_sh(target, cond)[None])
         z = nets.V(target, cond, return_features=False)
         rec = nets.G(cond, s, z, noise="zero")
     m = face_mask(cond)
@@ -360,10 +260,6 @@ def test_shipped_relighting_follows_the_shading(model, astronaut):
     nets = _shipped()
     G = nets.G
     rgb, state = astronaut
-    from faceeditor.edit.geometry import edited_vertices
-    from faceeditor.edit.params import EditParams
-    from faceeditor.neural.render import crop_view, render_condition
-
     view = crop_view(state, nets.size)
     with torch.no_grad():
         cond, _ = render_condition(model, view.to_crop(edited_vertices(model, state, EditParams())), view.camera)
@@ -384,12 +280,10 @@ def test_g_renders_fast_enough():
     cond = sphere_condition(S)
     s = shading_map(cond, white_sh())
     z = torch.randn(1, G.z_dim)
-    import time
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: on a shared machine two spin-wait on each other (DESIGN.md)
     try:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad(), autocast("cpu"):
             for _ in range(3):
                 G(cond, s, z, noise="zero")
             times = []
@@ -406,9 +300,7 @@ def test_g_renders_fast_enough():
 def test_trainer_quick_run_resumes(data_dir, tmp_path):
     """``train_gar --preset quick`` on a tiny prepared dataset: runs, writes a checkpoint, samples and a
     log, and a second run resumes from the checkpoint (slow: prepares 4 photos first)."""
-    import json
-
-    from trainers import prepare_dataset, train_gar
+    from trainers import prepare_dataset, train_gar  # trainers sit above the package: imported only here
 
     threads = torch.get_num_threads()
     data = tmp_path / "data"

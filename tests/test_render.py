@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from faceeditor.render.camera import Camera, gl_projection, project
+from faceeditor.core.camera import Camera, project
 from faceeditor.render.interpolate import interpolate, interpolate_packed, render, sample_texture
 from faceeditor.render.primitives import grid_plane, uv_sphere
 from faceeditor.render.raster import rasterize
-from faceeditor.render.sh import (angles_from_direction, direction_from_angles, directional_sh, dominant_direction,
-                                  sh_shading)
+from faceeditor.render.sh import (
+    angles_from_direction,
+    direction_from_angles,
+    directional_sh,
+    dominant_direction,
+    sh_shading,
+)
 
 
 def sphere_scene(size: int, radius: float = 10.0, dist: float = 40.0, n_lat: int = 41, n_lon: int = 60):
@@ -154,7 +159,7 @@ def test_gradients_match_finite_differences():
         frags = rasterize(cam.project(p[None]), faces, size, size)
         albedo = interpolate(c, frags, faces) * 0.5
         uv = interpolate_packed(uvs, faces, frags.face, frags.bary, frags.batch_index)
-        from faceeditor.render.raster import scatter_dense
+        from faceeditor.render.fragments import scatter_dense
         albedo = albedo + 0.5 * scatter_dense(sample_texture(t, uv), frags)
         nmap = interpolate(normals, frags, faces)
         img = albedo * sh_shading(nmap, s) + frags.depth_map() * 0.01

@@ -37,7 +37,7 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
-from faceeditor.paths import resources_dir, shared_data_dir  # noqa: E402
+from faceeditor.core.paths import resources_dir, shared_data_dir  # noqa: E402
 
 BUILDER_VERSION = "1.0"
 KEEP_REGIONS = ["M_Face", "M_BackHead", "M_GumsTongue", "M_Teeth",

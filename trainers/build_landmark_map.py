@@ -44,14 +44,14 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
+from faceeditor.core.paths import resources_dir, shared_data_dir  # noqa: E402
 from faceeditor.face.detect import NoFaceError, detect_faces  # noqa: E402
 from faceeditor.fit.points import SurfacePoints  # noqa: E402
 from faceeditor.fit.raycast import surface_hits  # noqa: E402
 from faceeditor.fit.synthetic import random_face_state, render_state, smooth_background, state_vertices  # noqa: E402
 from faceeditor.io import ImageLoadError, load_rgb  # noqa: E402
-from faceeditor.morphable.atlas import render_face_ids  # noqa: E402
 from faceeditor.morphable.model import FaceModel  # noqa: E402
-from faceeditor.paths import resources_dir, shared_data_dir  # noqa: E402
+from faceeditor.render.atlas import render_face_ids  # noqa: E402
 
 MAP_VERSION = "2.0"
 POSE_RANGE = (35.0, 20.0, 15.0)  # max |yaw|, |pitch|, |roll| of the renders
@@ -156,7 +156,6 @@ def learn_points(model: FaceModel, samples: list[dict]) -> dict[str, np.ndarray]
 
 def learn_pose_correction(model: FaceModel, samples: list[dict], maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-point linear model of the detector's 2D residual (eye units) in pose/30 deg, and dense weights."""
-    faces_np = model.faces.cpu().numpy()
     X, res = [], {"mp": [], "lm": []}
     pts = {k: SurfacePoints.from_triangles(model, maps[f"{n}_face"], maps[f"{n}_bary"])
            for k, n in (("mp", "mp478"), ("lm", "lm68"))}

@@ -24,12 +24,12 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
+from faceeditor.core.paths import resources_dir, shared_data_dir  # noqa: E402
 from faceeditor.face.detect import NoFaceError  # noqa: E402
 from faceeditor.fit.pipeline import fit_photo  # noqa: E402
 from faceeditor.io import ImageLoadError, load_rgb, save_image  # noqa: E402
 from faceeditor.morphable import load_face_model  # noqa: E402
-from faceeditor.morphable.atlas import base_atlas  # noqa: E402
-from faceeditor.paths import resources_dir, shared_data_dir  # noqa: E402
+from faceeditor.render.atlas import base_atlas  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

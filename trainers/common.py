@@ -1,5 +1,6 @@
 """Shared trainer utilities: typed dataclass configs on the command line, seeding, CPU set-up,
-a progress bar with ETA, JSONL logs, resumable checkpoints and the resource manifests.
+a progress bar with ETA, JSONL logs, resumable checkpoints and the resource manifests (the generic
+training loop of N, FR and R: :mod:`trainers.loop`).
 
 A trainer declares ``@dataclass class Config`` with documented, typed fields; ``parse_config``
 turns every field into a ``--kebab-case`` option (bools get ``--x/--no-x``) and ``--preset`` picks a
@@ -29,6 +30,9 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
+from faceeditor.core.paths import resources_dir  # noqa: E402
+from faceeditor.neural.checkpoints import save_weights  # noqa: E402
+from faceeditor.neural.data import read_index  # noqa: E402
 from faceeditor.neural.evaluate import images_to_tensor  # noqa: E402,F401  (re-exported for the trainers)
 
 C = TypeVar("C")
@@ -136,7 +140,7 @@ def sha256_file(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- progress / logs
-class Progress:
+class ProgressBar:
     """A one-line progress bar with rate and ETA on stderr (a new line every ``every`` s when not a TTY)."""
 
     def __init__(self, total: int, desc: str = "", done: int = 0, every: float = 30.0) -> None:
@@ -221,21 +225,9 @@ def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def lr_at(step: int, total: int, base: float, warmup: int = 200, final: float = 0.02) -> float:
-    """Linear warm-up then cosine decay to ``final * base``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (final + (1 - final) * 0.5 * (1 + np.cos(np.pi * p)))
-
-
 def export_weights(model: torch.nn.Module, name: str, arch: dict, manifest: dict, resources: Path | None = None,
                    half: bool = True) -> tuple[Path, Path]:
     """Write ``resources/<name>.pt`` (state dict, fp16 when ``half``, + arch) and ``<name>.manifest.json``."""
-    from faceeditor.neural.checkpoints import save_weights
-
-    from faceeditor.paths import resources_dir
-
     res = Path(resources) if resources else resources_dir()
     path = res / f"{name}.pt"
     save_weights(path, model, arch, half=half)
@@ -256,8 +248,6 @@ def export_network(net: torch.nn.Module, name: str, cfg: Any, root: Path | None,
     """Export a network trained on the prepared dataset: ``resources/<name>.pt`` and a manifest with
     the command, the config, the data (sources, split, sizes), val metrics and training time;
     ``fields`` (``network``, ``trainer``, ``input``, ...) are added to the manifest."""
-    from faceeditor.neural.data import read_index
-
     idx = read_index(root)
     manifest = {**fields, "command": command_line(), "config": config_dict(cfg),
                 "data": {"dataset": "trainers/prepare_dataset.py output", "samples": idx["samples"],
@@ -305,7 +295,7 @@ def random_shift(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return out.contiguous(memory_format=torch.channels_last)
 
 
-# ----------------------------------------------------------------------------- devices and the loop
+# ----------------------------------------------------------------------------- devices
 def setup_device(device: str = "auto") -> tuple[torch.device, int, int]:
     """(device, rank, world size). Under ``torchrun`` (WORLD_SIZE > 1) joins the process group
     (NCCL on CUDA, gloo on CPU) and takes GPU LOCAL_RANK."""
@@ -320,98 +310,3 @@ def setup_device(device: str = "auto") -> tuple[torch.device, int, int]:
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return dev, rank, world
-
-
-def autocast_for(dev: torch.device, enabled: bool):
-    import contextlib
-
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
-
-
-def train_loop(*, cfg: Any, model: torch.nn.Module, batch_fn, loss_fn, eval_fn, out: Path, log: JsonLog,
-               device: torch.device, rank: int = 0, world: int = 1, param_groups: list[dict] | None = None) -> dict:
-    """Generic resumable loop: AdamW, warm-up + cosine LR, bf16 autocast, gradient clipping,
-    periodic evaluation and checkpoints (``out/last.pt``), a wall-clock limit.
-
-    ``batch_fn(step, generator) -> batch`` (already on ``device``), ``loss_fn(model, batch) ->
-    (loss, {name: float})``, ``eval_fn(model) -> {name: float}``. ``cfg`` needs ``steps, lr,
-    weight_decay, bf16, seed, eval_every, ckpt_every, max_minutes``. ``param_groups`` (optional)
-    are AdamW groups that may carry an ``lr_scale`` multiplying the scheduled rate (default: weight
-    decay on matrices and kernels, none on vectors). Returns the final evaluation.
-    """
-    ddp = world > 1
-    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
-        if ddp else model
-    if param_groups is None:
-        decay = [p for p in model.parameters() if p.ndim > 1]
-        no_decay = [p for p in model.parameters() if p.ndim <= 1]
-        param_groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-                        {"params": no_decay, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(param_groups, lr=cfg.lr, betas=(0.9, 0.99))
-    ckpt = out / "last.pt"
-    step, spent = 0, 0.0
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
-    state = load_checkpoint(ckpt)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, spent = state["step"], state.get("seconds", 0.0)
-        gen.set_state(state["gen"])
-        set_rng_state(state["rng"])
-        if rank == 0:
-            print(f"resumed from {ckpt} at step {step} ({fmt_time(spent)} trained)", flush=True)
-    t_start = time.time() - spent
-    bar = Progress(cfg.steps, "train", done=step, every=60.0) if rank == 0 else None
-    run_avg: dict[str, float] = {}
-
-    def save() -> None:
-        if rank == 0:
-            save_checkpoint(ckpt, model=model.state_dict(), opt=opt.state_dict(), step=step,
-                            seconds=time.time() - t_start, gen=gen.get_state(), rng=rng_state(),
-                            config=config_dict(cfg))
-
-    model.train()
-    limit = cfg.max_minutes * 60.0
-    while step < cfg.steps:
-        lr = lr_at(step, cfg.steps, cfg.lr, warmup=min(300, cfg.steps // 10))
-        for gp in opt.param_groups:
-            gp["lr"] = lr * gp.get("lr_scale", 1.0)
-        batch = batch_fn(step, gen)
-        with autocast_for(device, cfg.bf16):
-            loss, logs = loss_fn(net, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))
-        opt.step()
-        step += 1
-        for k, v in {"loss": loss.item(), **logs}.items():
-            run_avg[k] = v if k not in run_avg else 0.98 * run_avg[k] + 0.02 * v
-        if bar is not None:
-            bar.update(1, extra=" ".join(f"{k}={v:.4g}" for k, v in list(run_avg.items())[:4]))
-        if step % 50 == 0 and rank == 0:
-            log(quiet=True, step=step, lr=lr, grad_norm=gnorm, seconds=round(time.time() - t_start, 1),
-                **{k: round(v, 5) for k, v in run_avg.items()})
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            save()
-        if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps and rank == 0:
-            model.eval()
-            with torch.no_grad():
-                ev = eval_fn(model)
-            model.train()
-            log(step=step, seconds=round(time.time() - t_start, 1), **{f"val_{k}": v for k, v in ev.items()})
-        if time.time() - t_start > limit:
-            if rank == 0:
-                print(f"stopping at step {step}: over the {cfg.max_minutes} min limit", flush=True)
-            save()
-            break
-    model.eval()
-    ev = {}
-    if rank == 0:
-        with torch.no_grad():
-            ev = eval_fn(model)
-        ev["train_seconds"] = round(time.time() - t_start, 1)
-        ev["steps"] = step
-        log(step=step, final=True, **{f"val_{k}": v for k, v in ev.items()})
-    return ev

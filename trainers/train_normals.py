@@ -29,9 +29,23 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
-from trainers.common import (JsonLog, RunConfig, color_jitter, config_dict, export_network,  # noqa: E402
-                             images_to_tensor, parse_config, seed_everything, setup_cpu, setup_device,
-                             train_loop)
+from faceeditor.neural.data import decoded, load_table  # noqa: E402
+from faceeditor.neural.evaluate import evaluate_normals, normal_targets  # noqa: E402
+from faceeditor.neural.layers import count_parameters  # noqa: E402
+from faceeditor.neural.normals import NAME, NormalNet  # noqa: E402
+from trainers.common import (  # noqa: E402
+    JsonLog,
+    RunConfig,
+    color_jitter,
+    config_dict,
+    export_network,
+    images_to_tensor,
+    parse_config,
+    seed_everything,
+    setup_cpu,
+    setup_device,
+)
+from trainers.loop import train_loop  # noqa: E402
 
 
 @dataclass
@@ -58,17 +72,12 @@ PRESETS = {
 
 
 def load_arrays(root: Path | None, split: str, limit: int | None = None) -> dict:
-    from faceeditor.neural.data import decoded, load_table
-
     t = load_table(root, split, 128, limit=limit)
     return {"image": decoded(t, "image", split, root), "normal": decoded(t, "normal", split, root),
             "region": decoded(t, "region", split, root), "n": len(t)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from faceeditor.neural.evaluate import evaluate_normals, normal_targets
-    from faceeditor.neural.normals import NAME, NormalNet
-
     def evaluate(net, arrays: dict, limit: int | None = None) -> dict:
         return evaluate_normals(net, arrays["image"], arrays["normal"], arrays["region"], limit)
 
@@ -84,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     model = NormalNet(widths, cfg.blocks).to(dev).to(memory_format=torch.channels_last)
     out = Path(cfg.out)
     log = JsonLog(out / "log.jsonl")
-    log(config=config_dict(cfg), params=sum(p.numel() for p in model.parameters()))
+    log(config=config_dict(cfg), params=count_parameters(model))
 
     def batch_fn(step: int, g: torch.Generator):
         idx = np.sort(torch.randint(0, train["n"], (cfg.batch,), generator=g).numpy())

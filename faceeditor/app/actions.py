@@ -3,7 +3,7 @@ icon, a tooltip naming its shortcut and a status tip)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy, QWidget
 
@@ -25,91 +25,109 @@ def make_action(win, text: str, slot, shortcut=None, icon_name: str | None = Non
     return a
 
 
-def build_actions(self) -> None:
-    """Create the window's actions (``self.act_*``), menus, toolbar and renderer chooser."""
-    f = self.files
+def build_actions(win) -> None:
+    """Create the window's actions (``win.act_*``), menus, toolbar and renderer chooser."""
+    _file_actions(win)
+    _edit_actions(win)
+    _view_actions(win)
+    win.addActions([win.act_cancel])
+    _build_menus(win)
+    _build_toolbar(win)
+    win.welcome.open_clicked.connect(win.files.open_dialog)
+    win.welcome.sample_clicked.connect(win.files.open_sample)
+    win.welcome.recent_clicked.connect(win.open_path)
+    win.files.refresh_recent()
 
-    def A(*args, **kw) -> QAction:
-        return make_action(self, *args, **kw)
 
-    self.act_open = A("&Open photo…", f.open_dialog, QKeySequence.Open, "open", "Open a photo or session")
-    self.act_sample = A("Open the &sample portrait", f.open_sample, None, "face")
-    self.act_open_session = A("Open &session…", f.open_session_dialog, "Ctrl+Shift+O", "session")
-    self.act_save = A("&Save session", f.save_session, QKeySequence.Save, "save", "Save photo, fit and edits")
-    self.act_save_as = A("Save session &as…", f.save_session_as, "Ctrl+Shift+S")
-    self.act_export = A("&Export image…", f.export_image_dialog, "Ctrl+E", "export",
-                        "Export the edited photo at full resolution")
-    self.act_export_obj = A("Export textured &mesh (OBJ)…", f.export_mesh_dialog, "Ctrl+Shift+E")
-    self.act_export_json = A("Export &parameters (JSON)…", f.export_params_dialog, "Ctrl+Alt+E")
-    self.act_quit = A("&Quit", self.close, QKeySequence.Quit)
-    self.act_undo = A("&Undo", self.undo, QKeySequence.Undo, "undo")
-    self.act_redo = A("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo")
-    self.act_reset = A("Reset &all edits", lambda: self.doc.reset("all"), "Ctrl+R", "reset",
-                       "Back to the photo as it was")
-    self.act_save_preset = A("Save &preset…", f.save_preset_dialog, None, "preset",
-                             "Save pose, expression and light as a JSON preset")
-    self.act_load_preset = A("&Load preset…", f.load_preset_dialog, None, "preset")
-    self.act_before = A("&Before / after", self.toggle_before, "B", "compare",
-                        "Show the original photo (B)", checkable=True)
-    self.act_split = A("&Split view", self.toggle_split, "S", "split", "Before on the left, after on the right",
-                       checkable=True)
-    self.act_fit = A("&Fit to window", self.canvas.fit_view, "Ctrl+0", "zoom_fit")
-    self.act_100 = A("&Actual pixels", lambda: self.canvas.set_zoom(1.0), "Ctrl+1", "zoom_100")
-    self.act_zoom_in = A("Zoom &in", lambda: self.canvas.set_zoom(self.canvas.zoom * 1.25), QKeySequence.ZoomIn)
-    self.act_zoom_out = A("Zoom &out", lambda: self.canvas.set_zoom(self.canvas.zoom / 1.25), QKeySequence.ZoomOut)
-    self.act_wire = A("&Wireframe", self.viewport.set_wireframe, "W", "wireframe", "Show the mesh edges",
-                      checkable=True)
-    self.act_reset_view = A("Reset 3D &view", self.viewport.reset_view, "Home", "head3d")
-    self.act_gizmo = A("Light &gizmo", self._toggle_gizmo, None, "light", checkable=True)
-    self.act_gizmo.setChecked(True)
-    self.act_choose_face = A("Choose another &face…", self.choose_face, "F", "face")
-    self.act_cancel = A("&Cancel", self.cancel_fit, "Esc", "cancel")
-    self.addActions([self.act_cancel])
+def _file_actions(win) -> None:
+    f = win.files
+    win.act_open = make_action(win, "&Open photo…", f.open_dialog, QKeySequence.Open, "open", "Open a photo or session")
+    win.act_sample = make_action(win, "Open the &sample portrait", f.open_sample, None, "face")
+    win.act_open_session = make_action(win, "Open &session…", f.open_session_dialog, "Ctrl+Shift+O", "session")
+    win.act_save = make_action(win, "&Save session", f.save_session, QKeySequence.Save, "save",
+                               "Save photo, fit and edits")
+    win.act_save_as = make_action(win, "Save session &as…", f.save_session_as, "Ctrl+Shift+S")
+    win.act_export = make_action(win, "&Export image…", f.export_image_dialog, "Ctrl+E", "export",
+                                 "Export the edited photo at full resolution")
+    win.act_export_obj = make_action(win, "Export textured &mesh (OBJ)…", f.export_mesh_dialog, "Ctrl+Shift+E")
+    win.act_export_json = make_action(win, "Export &parameters (JSON)…", f.export_params_dialog, "Ctrl+Alt+E")
+    win.act_quit = make_action(win, "&Quit", win.close, QKeySequence.Quit)
 
-    mb = self.menuBar()
+
+def _edit_actions(win) -> None:
+    f = win.files
+    win.act_undo = make_action(win, "&Undo", win.undo, QKeySequence.Undo, "undo")
+    win.act_redo = make_action(win, "&Redo", win.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo")
+    win.act_reset = make_action(win, "Reset &all edits", lambda: win.doc.reset("all"), "Ctrl+R", "reset",
+                                "Back to the photo as it was")
+    win.act_save_preset = make_action(win, "Save &preset…", f.save_preset_dialog, None, "preset",
+                                      "Save pose, expression and light as a JSON preset")
+    win.act_load_preset = make_action(win, "&Load preset…", f.load_preset_dialog, None, "preset")
+    win.act_choose_face = make_action(win, "Choose another &face…", win.choose_face, "F", "face")
+    win.act_cancel = make_action(win, "&Cancel", win.cancel_fit, "Esc", "cancel")
+
+
+def _view_actions(win) -> None:
+    canvas, vp = win.canvas, win.viewport
+    win.act_before = make_action(win, "&Before / after", win.toggle_before, "B", "compare",
+                                 "Show the original photo (B)", checkable=True)
+    win.act_split = make_action(win, "&Split view", win.toggle_split, "S", "split",
+                                "Before on the left, after on the right", checkable=True)
+    win.act_fit = make_action(win, "&Fit to window", canvas.fit_view, "Ctrl+0", "zoom_fit")
+    win.act_100 = make_action(win, "&Actual pixels", lambda: canvas.set_zoom(1.0), "Ctrl+1", "zoom_100")
+    win.act_zoom_in = make_action(win, "Zoom &in", lambda: canvas.set_zoom(canvas.zoom * 1.25), QKeySequence.ZoomIn)
+    win.act_zoom_out = make_action(win, "Zoom &out", lambda: canvas.set_zoom(canvas.zoom / 1.25), QKeySequence.ZoomOut)
+    win.act_wire = make_action(win, "&Wireframe", vp.set_wireframe, "W", "wireframe", "Show the mesh edges",
+                               checkable=True)
+    win.act_reset_view = make_action(win, "Reset 3D &view", vp.reset_view, "Home", "head3d")
+    win.act_gizmo = make_action(win, "Light &gizmo", win.toggle_gizmo, None, "light", checkable=True)
+    win.act_gizmo.setChecked(True)
+
+
+def _build_menus(win) -> None:
+    mb = win.menuBar()
     m = mb.addMenu("&File")
-    m.addActions([self.act_open, self.act_sample])
-    self.recent_menu = m.addMenu("Open &recent")
+    m.addActions([win.act_open, win.act_sample])
+    win.recent_menu = m.addMenu("Open &recent")
     m.addSeparator()
-    m.addActions([self.act_open_session, self.act_save, self.act_save_as])
+    m.addActions([win.act_open_session, win.act_save, win.act_save_as])
     m.addSeparator()
-    m.addActions([self.act_export, self.act_export_obj, self.act_export_json])
+    m.addActions([win.act_export, win.act_export_obj, win.act_export_json])
     m.addSeparator()
-    m.addAction(self.act_quit)
+    m.addAction(win.act_quit)
     m = mb.addMenu("&Edit")
-    m.addActions([self.act_undo, self.act_redo])
+    m.addActions([win.act_undo, win.act_redo])
     m.addSeparator()
-    m.addActions([self.act_reset, self.act_save_preset, self.act_load_preset])
+    m.addActions([win.act_reset, win.act_save_preset, win.act_load_preset])
     m = mb.addMenu("&View")
-    m.addActions([self.act_before, self.act_split])
+    m.addActions([win.act_before, win.act_split])
     m.addSeparator()
-    m.addActions([self.act_fit, self.act_100, self.act_zoom_in, self.act_zoom_out])
+    m.addActions([win.act_fit, win.act_100, win.act_zoom_in, win.act_zoom_out])
     m.addSeparator()
-    m.addActions([self.act_wire, self.act_gizmo, self.act_reset_view])
+    m.addActions([win.act_wire, win.act_gizmo, win.act_reset_view])
     m = mb.addMenu("F&ace")
-    m.addActions([self.act_choose_face])
+    m.addActions([win.act_choose_face])
 
-    tb = self.addToolBar("Main")
+
+def _build_toolbar(win) -> None:
+    """The main toolbar, ending with the renderer chooser (``win.renderer_combo``)."""
+    tb = win.addToolBar("Main")
     tb.setObjectName("main_toolbar")
     tb.setMovable(False)
     tb.setIconSize(QSize(20, 20))
-    tb.addActions([self.act_open, self.act_save, self.act_export])
+    tb.addActions([win.act_open, win.act_save, win.act_export])
     tb.addSeparator()
-    tb.addActions([self.act_undo, self.act_redo, self.act_reset])
+    tb.addActions([win.act_undo, win.act_redo, win.act_reset])
     tb.addSeparator()
-    tb.addActions([self.act_before, self.act_split, self.act_fit, self.act_100])
+    tb.addActions([win.act_before, win.act_split, win.act_fit, win.act_100])
     tb.addSeparator()
-    tb.addActions([self.act_wire, self.act_gizmo])
+    tb.addActions([win.act_wire, win.act_gizmo])
     spacer = QWidget()
     spacer.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
     tb.addWidget(spacer)
     tb.addWidget(QLabel("Renderer "))
-    self.renderer_combo = QComboBox()
-    self.renderer_combo.setToolTip("What draws the edited photo")
-    self.renderer_combo.setMinimumWidth(170)
-    self.renderer_combo.activated.connect(self._on_renderer_chosen)
-    tb.addWidget(self.renderer_combo)
-    self.welcome.open_clicked.connect(f.open_dialog)
-    self.welcome.sample_clicked.connect(f.open_sample)
-    self.welcome.recent_clicked.connect(self.open_path)
-    f.refresh_recent()
+    win.renderer_combo = QComboBox()
+    win.renderer_combo.setToolTip("What draws the edited photo")
+    win.renderer_combo.setMinimumWidth(170)
+    win.renderer_combo.activated.connect(win._on_renderer_chosen)
+    tb.addWidget(win.renderer_combo)

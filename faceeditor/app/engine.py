@@ -11,25 +11,47 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
+import torch
 
+from faceeditor.core.device import describe_device
+from faceeditor.core.progress import Progress, check_progress
+from faceeditor.core.state import FaceState
+from faceeditor.edit.geometry import edited_state, edited_vertices, photo_light, target_sh
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.params import EditParams
-
-Progress = Callable[[str, float, "float | None"], bool]
+from faceeditor.io import LoadedImage, load_image
+from faceeditor.morphable.model import FaceModel, load_face_model
+from faceeditor.morphable.normals import vertex_normals
+from faceeditor.render.atlas import atlas_uvs, base_atlas, render_face_ids
+from faceeditor.render.gl import MeshBuffers
 
 TEXTURE_SIZE = 512  # atlas tile side of the photometric fit
 VIEWPORT_TEXTURE_PX = 1024  # widest texture atlas sent to the 3D viewport
 RENDERER_LABELS = {"mesh": "Mesh compositor", "neural": "Neural renderer"}
 
 
+def _heavy() -> SimpleNamespace:
+    """The modules that are slow to import (OpenCV, the detector, the fitter, the renderer factory
+    with the neural renderer): imported on first use, on a worker thread, so the window shows first."""
+    import cv2
+
+    from faceeditor.face import detect as face_detect
+    from faceeditor.fit import export, params_json, photometric, pipeline
+    from faceeditor.jobs import renderers
+
+    return SimpleNamespace(cv2=cv2, face_detect=face_detect, export=export, params_json=params_json,
+                           photometric=photometric, pipeline=pipeline, renderers=renderers)
+
+
 @dataclass
 class HeadMesh:
     """The edited head for the 3D viewport: per-corner buffers in the photo's camera frame."""
 
-    buffers: object  # faceeditor.render.gl.MeshBuffers
+    buffers: MeshBuffers
     centre: np.ndarray  # (3,) head centre (cm, camera frame)
     radius: float  # cm, bounding radius about the centre
     sh: np.ndarray  # (9,3) lighting of the edit
@@ -43,27 +65,32 @@ class Engine:
         1: on a machine whose cores are shared (with the UI thread, other programs) one thread
         renders a preview 3-10x faster than two that wait on each other."""
         if threads is not None:
-            import torch
-
             torch.set_num_threads(max(1, int(threads)))
         self._lock = threading.Lock()
-        self._model = None
+        self._model: FaceModel | None = None
+        self._renderer_factory = None  # faceeditor.jobs.renderers.RendererFactory, made on first use
+        self._detector = None  # faceeditor.face.detect.FaceDetector, made on first use and kept
         self._static: tuple[np.ndarray, np.ndarray] | None = None  # (corner vertex ids, corner atlas uvs)
         self._base_texture: np.ndarray | None = None
+        self._photo_light: tuple[FaceState, LightParams] | None = None  # the last state's (fit_light: ~7 ms)
 
     # ----------------------------------------------------------------- resources
     @property
-    def model(self):
+    def model(self) -> FaceModel:
         with self._lock:
             if self._model is None:
-                from faceeditor.morphable.model import load_face_model
-
                 self._model = load_face_model()
             return self._model
 
-    def device_text(self) -> str:
-        from faceeditor.device import describe_device
+    @property
+    def detector(self):
+        """The mediapipe detector this engine owns (its graphs are built once)."""
+        with self._lock:
+            if self._detector is None:
+                self._detector = _heavy().face_detect.FaceDetector()
+            return self._detector
 
+    def device_text(self) -> str:
         return describe_device()
 
     def warm_up(self) -> None:
@@ -71,43 +98,32 @@ class Engine:
         _ = self.model
         self._corner_tables()
         try:
-            from faceeditor.face.detect import get_detector
-
-            get_detector()
+            _ = self.detector
         except Exception:  # detection errors surface on first real use
             pass
 
     # ----------------------------------------------------------------- photo and faces
-    def load_photo(self, path: str | Path):
-        from faceeditor.io import load_image
-
+    def load_photo(self, path: str | Path) -> LoadedImage:
         return load_image(path)
 
     def detect(self, rgb: np.ndarray) -> list:
-        from faceeditor.face.detect import detect_faces
-
-        return detect_faces(rgb)
+        return _heavy().face_detect.detect_faces(rgb, detector=self.detector)
 
     def fit(self, rgb: np.ndarray, face_index: int, photometric: bool, progress: Progress | None = None,
             faces: list | None = None):
-        """One fitted :class:`~faceeditor.fit.state.FaceState` for face ``face_index`` (``faces``: the
+        """One fitted :class:`~faceeditor.core.state.FaceState` for face ``face_index`` (``faces``: the
         detections already made, so the fitter does not detect again)."""
-        from faceeditor.fit.pipeline import fit_photo
-
-        states = fit_photo(rgb, face_index=face_index, photometric=photometric, progress=progress, faces=faces,
-                           model=self.model)
+        states = _heavy().pipeline.fit_photo(rgb, face_index=face_index, photometric=photometric, progress=progress,
+                                             faces=faces, model=self.model, detector=self.detector)
         return states[0]
 
     def refine(self, rgb: np.ndarray, state, progress: Progress | None = None):
         """The photometric stage (SH light, albedo texture) on top of a landmark fit."""
-        from faceeditor.fit.photometric import PhotometricConfig, fit_photometric
-        from faceeditor.fit.pipeline import FitCancelled
-
-        if progress is not None and progress("photometric", 0.0, None) is False:
-            raise FitCancelled("fit cancelled during photometric")
-        out = fit_photometric(rgb, state, self.model, PhotometricConfig(texture_size=TEXTURE_SIZE))
-        if progress is not None and progress("photometric", 1.0, None) is False:
-            raise FitCancelled("fit cancelled during photometric")
+        photometric = _heavy().photometric
+        check_progress(progress, "photometric", 0.0, task="fit")
+        out = photometric.fit_photometric(rgb, state, self.model,
+                                          photometric.PhotometricConfig(texture_size=TEXTURE_SIZE))
+        check_progress(progress, "photometric", 1.0, task="fit")
         return out
 
     def fit_stages(self) -> tuple[str, ...]:
@@ -115,38 +131,44 @@ class Engine:
         photometric refinement (texture, light) follows under the progress bar."""
         return ("landmarks", "photometric")
 
-    def photo_light(self, state) -> LightParams:
-        from faceeditor.edit.geometry import photo_light
-
-        return photo_light(state)
+    def photo_light(self, state: FaceState) -> LightParams:
+        """The fitted SH as light controls (kept for the last state: every head mesh needs it)."""
+        known = self._photo_light
+        if known is not None and known[0] is state:
+            return known[1]
+        light = photo_light(state)
+        self._photo_light = (state, light)
+        return light
 
     # ----------------------------------------------------------------- rendering
     def renderers(self) -> list[tuple[str, str, bool, str]]:
         """(id, label, available, tooltip) of every photo renderer."""
-        from faceeditor.edit.renderers import available_renderers
-
-        return [(name, RENDERER_LABELS[name], ok, tip) for name, (ok, tip) in available_renderers().items()]
+        available = _heavy().renderers.available_renderers()
+        return [(name, RENDERER_LABELS[name], ok, tip) for name, (ok, tip) in available.items()]
 
     def make_renderer(self, rgb: np.ndarray, state, name: str, preview: bool = False, progress=None):
         """A PhotoRenderer bound to this photo and face; ``preview`` trades detail for speed
         (the compositor's work grid may go down to 128 px while a slider moves); ``progress``
         (stage, fraction, loss) -> bool follows the neural renderer's inversion."""
-        from faceeditor.edit.renderers import make_renderer
+        return self.renderer_factory.make(name, rgb, state, preview=preview, progress=progress)
 
-        return make_renderer(name, rgb, state, self.model, preview=preview, progress=progress)
+    @property
+    def renderer_factory(self):
+        """The :class:`faceeditor.jobs.renderers.RendererFactory` this engine owns: the neural
+        networks are loaded once and their caches (tuned G, inversions) shared by every renderer."""
+        with self._lock:
+            if self._renderer_factory is None:
+                self._renderer_factory = _heavy().renderers.RendererFactory(self._model)
+            return self._renderer_factory
 
     def edited_state(self, state, edit: EditParams):
         """``state`` with the edit applied (the compositor's own definition, for exports)."""
-        from faceeditor.edit.geometry import edited_state
-
         return edited_state(state, edit, self.model)
 
     # ----------------------------------------------------------------- viewport mesh
     def _corner_tables(self) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
             if self._static is None:
-                from faceeditor.morphable.atlas import atlas_uvs, render_face_ids
-
                 model = self._model
                 sel = render_face_ids(model)
                 uv, uv_faces = atlas_uvs(model)
@@ -161,24 +183,15 @@ class Engine:
         if tex is not None:
             tex = np.ascontiguousarray(tex, dtype=np.uint8)
             if tex.shape[1] > VIEWPORT_TEXTURE_PX:  # the viewport needs no more (software GL uploads it)
-                import cv2
-
+                cv2 = _heavy().cv2
                 s = VIEWPORT_TEXTURE_PX / tex.shape[1]
                 tex = cv2.resize(tex, (VIEWPORT_TEXTURE_PX, round(tex.shape[0] * s)), interpolation=cv2.INTER_AREA)
             return tex
         if self._base_texture is None:
-            from faceeditor.morphable.atlas import base_atlas
-
             self._base_texture = (base_atlas(256, model=self.model) * 255 + 0.5).clip(0, 255).astype(np.uint8)
         return self._base_texture
 
-    def head_mesh(self, state, edit: EditParams) -> HeadMesh:
-        import torch
-
-        from faceeditor.edit.geometry import edited_vertices, target_sh
-        from faceeditor.morphable.normals import vertex_normals
-        from faceeditor.render.gl import MeshBuffers
-
+    def head_mesh(self, state: FaceState, edit: EditParams) -> HeadMesh:
         model = self.model
         corners, uvs = self._corner_tables()
         with torch.no_grad():
@@ -188,21 +201,18 @@ class Engine:
         centre = np.asarray(state.translation, np.float32).copy()
         radius = float(np.linalg.norm(v - centre, axis=1).max())
         buffers = MeshBuffers(v[corners], n[corners], np.ones((len(corners), 3), np.float32), uvs)
-        return HeadMesh(buffers, centre, radius, np.asarray(target_sh(state, edit), np.float32))
+        sh = target_sh(state, edit, self.photo_light(state))
+        return HeadMesh(buffers, centre, radius, np.asarray(sh, np.float32))
 
     # ----------------------------------------------------------------- exports
     def export_mesh(self, path: Path, state, edit: EditParams) -> Path:
-        from faceeditor.io.mesh import write_face_mesh
-
         path = Path(path)
         stem = path.stem.replace(" ", "_") or "face"
-        files = write_face_mesh(path.parent, stem, self.edited_state(state, edit), self.model)
+        files = _heavy().export.write_face_mesh(path.parent, stem, self.edited_state(state, edit), self.model)
         return files.obj
 
     def export_params(self, path: Path, state, edit: EditParams) -> Path:
-        from faceeditor.io.params_json import write_params_json
-
-        return write_params_json(Path(path), self.edited_state(state, edit), self.model)
+        return _heavy().params_json.write_params_json(Path(path), self.edited_state(state, edit), self.model)
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:

@@ -13,11 +13,14 @@ import threading
 import time
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from faceeditor.io.session import (SUFFIX, autosave_path, clear_autosave, load_session, pending_autosave,
-                                   save_session)
-from faceeditor.paths import sample_image_path, user_dir
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.core.paths import sample_image_path, user_dir
+from faceeditor.edit.params import EditParams
+from faceeditor.io import save_image
+from faceeditor.io.session import SUFFIX, autosave_path, clear_autosave, load_session, pending_autosave, save_session
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 IMAGE_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.tif *.tiff *.bmp *.gif)"
@@ -27,8 +30,6 @@ MAX_RECENT = 10
 
 class FileOps:
     def __init__(self, window) -> None:
-        from PySide6.QtCore import QTimer
-
         self.w = window
         self._autosaved_version = -1
         self._autosave_thread: threading.Thread | None = None
@@ -111,7 +112,7 @@ class FileOps:
             w.doc.dirty = dirty
             w.viewport.set_texture(texture)
             w.statusBar().showMessage(f"Session restored: {Path(session.photo_path).name}", 5000)
-            w._refresh_all()
+            w.refresh_all()
 
         self.w.submit(job, done)
         self.w.statusBar().showMessage(f"Opening session {path}…")
@@ -150,7 +151,7 @@ class FileOps:
                 clear_autosave()
             else:
                 doc.session_path = Path(p)
-            self.w._refresh_all()
+            self.w.refresh_all()
             self.w.statusBar().showMessage(f"Saved session {p}", 5000)
 
         self.w.submit(lambda: save_session(path, session), done)
@@ -242,8 +243,6 @@ class FileOps:
         self.export_image(path, quality)
 
     def export_image(self, path, quality: int = 95, callback=None) -> None:
-        from faceeditor.io import save_image
-
         w = self.w
         stamp, edit, loaded = w.doc.version, w.doc.resolved_edit(), w.doc.loaded
 
@@ -303,12 +302,9 @@ class FileOps:
             self.load_preset(path)
 
     def load_preset(self, path) -> None:
-        from faceeditor.cli import UserError
-        from faceeditor.edit.params import EditParams
-
         try:
             params = EditParams.load(Path(path))
-        except UserError as exc:
+        except FaceEditorError as exc:
             self.w.show_error(str(exc))
             return
         self.w.doc.load_preset(params, f"Preset {Path(path).stem}")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
 from faceeditor.app import theme
+
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"  # faceeditor/assets
 
 
 def _arrow_arc(p: QPainter, cx: float, cy: float, r: float, a0: float, span: float, head: bool = True) -> None:
@@ -110,6 +113,10 @@ def _draw(name: str, p: QPainter) -> None:  # noqa: C901 - a table of drawings
 
 @lru_cache(maxsize=None)
 def icon(name: str, colour: str = theme.TEXT) -> QIcon:
+    """The line icon ``name`` drawn in ``colour`` at 16-48 px. A Qt resource cache: each (name,
+    colour) is painted once per process (after the QApplication exists) and the QIcon shared by
+    every action, tab and button that shows it, as Qt's own icon themes are; nothing computed
+    from data lives in it (a few dozen names)."""
     ic = QIcon()
     for size in (16, 24, 32, 48):
         pm = QPixmap(size, size)
@@ -129,11 +136,9 @@ def icon(name: str, colour: str = theme.TEXT) -> QIcon:
 
 def app_icon() -> QIcon:
     """The application icon from ``faceeditor/assets`` (SVG, with the PNG as fallback)."""
-    from faceeditor.paths import PACKAGE_DIR
-
     ic = QIcon()
     for name in ("faceeditor.svg", "faceeditor.png"):
-        path = PACKAGE_DIR / "assets" / name
+        path = ASSETS_DIR / name
         if path.is_file():
             ic.addFile(str(path))
     return ic

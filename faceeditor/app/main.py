@@ -6,28 +6,29 @@ import os
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtGui import QSurfaceFormat
+from PySide6.QtWidgets import QApplication
 
-def create_application(argv: list[str] | None = None):
+from faceeditor.app.engine import Engine
+from faceeditor.app.icons import app_icon
+from faceeditor.app.theme import apply_theme
+from faceeditor.app.viewport import surface_format
+from faceeditor.app.window import MainWindow
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
     """The process's QApplication, created once with FaceEditor's settings."""
-    from PySide6.QtCore import QCoreApplication, Qt
-    from PySide6.QtGui import QSurfaceFormat
-    from PySide6.QtWidgets import QApplication
-
     app = QApplication.instance()
     if app is not None:
         return app
     sys.setswitchinterval(0.002)  # the UI thread gets the GIL back quickly from the workers
-    from faceeditor.app.viewport import surface_format
-
     QSurfaceFormat.setDefaultFormat(surface_format())
     QCoreApplication.setAttribute(Qt.AA_ShareOpenGLContexts)
     app = QApplication(list(argv if argv is not None else sys.argv[:1]))
     app.setApplicationName("FaceEditor")
     app.setOrganizationName("FaceEditor")
     app.setDesktopFileName("faceeditor")
-    from faceeditor.app.icons import app_icon
-    from faceeditor.app.theme import apply_theme
-
     apply_theme(app)
     app.setWindowIcon(app_icon())
     return app
@@ -37,10 +38,6 @@ def run(photo: Path | None = None, session: Path | None = None, restore: bool = 
     """Open the window (on ``photo`` or ``session`` when given) and run the event loop."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     app = create_application()
-    from faceeditor.app.window import MainWindow
-
-    from faceeditor.app.engine import Engine
-
     win = MainWindow(Engine(threads=int(os.environ.get("FACEEDITOR_THREADS", "1"))))
     win.ask_on_close = True
     win.show()

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from faceeditor.render.camera import gl_projection, look_at
+from faceeditor.core.camera import gl_projection, look_at
+from faceeditor.render.gl import GLMeshRenderer
 
 GIZMO_COLOUR = (1.0, 0.78, 0.25)
 GIZMO_RADIUS = 1.0  # distance of the light gizmo from the head centre, in head radii
@@ -118,8 +119,6 @@ class HeadScene:
     """GL resources and draw calls for one moderngl context."""
 
     def __init__(self, ctx) -> None:
-        from faceeditor.render.gl import GLMeshRenderer
-
         self.ctx = ctx
         self.mesh = GLMeshRenderer(ctx)
         self.has_mesh = False

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from faceeditor.app import theme
 from faceeditor.app.scene import GIZMO_RADIUS, HeadScene, OrbitCamera, angles, direction
+from faceeditor.render.gl import offscreen_context
 
 
 def surface_format() -> QSurfaceFormat:
@@ -260,8 +261,6 @@ class ImageViewport(_ViewportLogic, QWidget):
     def _ensure(self, w: int, h: int) -> bool:
         if self.ctx is None and not self.error:
             try:
-                from faceeditor.render.gl import offscreen_context
-
                 self.ctx = offscreen_context()
                 self.scene = HeadScene(self.ctx)
             except Exception as exc:

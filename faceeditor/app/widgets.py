@@ -7,11 +7,21 @@ import math
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from faceeditor.app import theme
-from faceeditor.app.icons import icon
+from faceeditor.app.icons import app_icon, icon
 
 
 class ValueSlider(QWidget):
@@ -257,8 +267,6 @@ class Welcome(QWidget):
         box.setSpacing(10)
         logo = QLabel()
         logo.setAlignment(Qt.AlignCenter)
-        from faceeditor.app.icons import app_icon
-
         logo.setPixmap(app_icon().pixmap(96, 96))
         box.addWidget(logo)
         title = QLabel("Drop a portrait photo here")

@@ -17,6 +17,7 @@ Only plain data crosses threads: numpy arrays and dataclasses of them, through q
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import traceback
@@ -26,6 +27,9 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QThread, Signal
 
+from faceeditor.core.errors import Cancelled, FaceEditorError
+from faceeditor.core.state import FaceState
+from faceeditor.edit.light import LightParams
 from faceeditor.edit.params import EditParams
 
 
@@ -56,6 +60,19 @@ class MeshResult:
     target: int
 
 
+@dataclass
+class FitResult:
+    """One fit of a :class:`FitJob` (a job reports each stage: landmarks, then the photometric refinement)."""
+
+    job_id: int
+    state: FaceState
+    face_index: int  # which of the detected faces
+    light: LightParams  # the fitted SH as light controls (the lighting panel's "as in photo")
+    final: bool  # the last stage: the fit is complete
+    ms: float  # time of this stage
+    texture: np.ndarray  # uint8 albedo atlas for the 3D viewport
+
+
 WARM_UP_EDITS = ({"yaw": 4.0, "expression": {"mouthSmile_L": 0.4}},
                  {"yaw": -4.0, "pitch": 3.0, "expression": {"jawOpen": 0.2}, "light": {"azimuth": 20.0}})
 STAGE_TEXT = {"detect": "Finding faces", "landmarks": "Fitting the 3D head to the face",
@@ -74,15 +91,11 @@ def lower_thread_priority(delta: int = BACKGROUND_NICE) -> None:
 
 
 def _trace(text: str) -> None:
-    import sys
-
     print(f"[render {time.perf_counter():.3f}] {text}", file=sys.stderr, flush=True)
 
 
 def _message(exc: BaseException) -> str:
-    from faceeditor.cli import UserError
-
-    if isinstance(exc, UserError):
+    if isinstance(exc, FaceEditorError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -217,8 +230,6 @@ class RenderWorker(QThread):
     def _prepare_step(self) -> bool:
         """One scale of the idle warm-up: the renderer's caches, then two throw-away renders (the
         first renders after a fit pay one-time costs of seconds). A user request pre-empts it."""
-        from faceeditor.edit.renderer import RenderCancelled
-
         job = self._idle_prepare
         if job is None or self._target is None:
             return False
@@ -234,7 +245,7 @@ class RenderWorker(QThread):
                 for edit in WARM_UP_EDITS:
                     r.render(EditParams.from_dict({**edit, "renderer": name}), scale=scale,
                              cancel=lambda: self._pending is not None or self._stop)
-            except RenderCancelled:
+            except Cancelled:
                 return True  # the user's request first; the warm-up resumes when idle
             self._prepared.add(key)
             if TRACE:
@@ -280,8 +291,6 @@ class RenderWorker(QThread):
             self.task_done.emit(task_id, None, _message(exc))
 
     def _render(self, req: RenderRequest, target: tuple[int, np.ndarray, Any]) -> None:
-        from faceeditor.edit.renderer import RenderCancelled
-
         tid, rgb, state = target
         try:
             full = req.scale >= 1.0
@@ -293,7 +302,7 @@ class RenderWorker(QThread):
                 try:
                     renderer = self.renderer(req.edit.renderer, preview=not full)
                     image = renderer.render(req.edit, scale=req.scale, cancel=cancel)
-                except RenderCancelled:
+                except Cancelled:
                     if TRACE:
                         _trace(f"cancelled stamp {req.stamp} x{req.scale} after {(time.perf_counter() - t0) * 1e3:.0f} ms")
                     return
@@ -325,10 +334,6 @@ class RenderWorker(QThread):
         return self.renderer(edit.renderer).render(edit, scale=1.0)
 
 
-class FitCancelledSignal(Exception):
-    pass
-
-
 class FitJob(QThread):
     """Load a photo (optional), detect faces, fit one face; one job per photo / face choice."""
 
@@ -336,8 +341,7 @@ class FitJob(QThread):
     faces_found = Signal(int, object)  # job id, list[Face]
     choose_face = Signal(int, object)  # job id, list[Face] (several: the user clicks one)
     progress = Signal(int, str, float, object)  # job id, stage, fraction, new losses (list[float])
-    fitted = Signal(int, object, int, object, bool, float, object)  # job, FaceState, face, LightParams, final, ms,
-    #                                                                 texture atlas (uint8)
+    fitted = Signal(object)  # FitResult
     failed = Signal(int, str)  # job id, message
     cancelled = Signal(int)
 
@@ -374,12 +378,10 @@ class FitJob(QThread):
         try:
             self._run()
         except Exception as exc:
-            if self._cancel.is_set() or type(exc).__name__ in ("FitCancelled", "FitCancelledSignal"):
+            if self._cancel.is_set() or isinstance(exc, Cancelled):
                 self.cancelled.emit(self.job_id)
                 return
-            from faceeditor.cli import UserError
-
-            if not isinstance(exc, UserError):
+            if not isinstance(exc, FaceEditorError):
                 traceback.print_exc()
             self.failed.emit(self.job_id, _message(exc))
 
@@ -391,7 +393,7 @@ class FitJob(QThread):
             rgb = loaded.pixels
             self.loaded.emit(self.job_id, self.path, loaded)
         if self._cancel.is_set():
-            raise FitCancelledSignal()
+            raise Cancelled("fit cancelled")
         faces = self.faces
         if faces is None:
             self._progress("Finding faces", 0.02, None)
@@ -407,7 +409,7 @@ class FitJob(QThread):
         state = None
         for i, stage in enumerate(stages):
             if self._cancel.is_set():
-                raise FitCancelledSignal()
+                raise Cancelled("fit cancelled")
             t0 = time.perf_counter()
             if stage == "landmarks" or state is None:
                 state = self.engine.fit(rgb, index, stage != "landmarks", self._progress, faces=faces)
@@ -416,4 +418,4 @@ class FitJob(QThread):
             ms = (time.perf_counter() - t0) * 1e3
             light = self.engine.photo_light(state)
             texture = self.engine.head_texture(state)
-            self.fitted.emit(self.job_id, state, index, light, i == len(stages) - 1, ms, texture)
+            self.fitted.emit(FitResult(self.job_id, state, index, light, i == len(stages) - 1, ms, texture))

@@ -20,8 +20,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from faceeditor.bench._util import time_ms
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.morphable import load_face_model
+from faceeditor.neural import checkpoints
+from faceeditor.neural.data import decoded, load_table, read_index
+from faceeditor.neural.evaluate import evaluate_identity, evaluate_normals, evaluate_regressor
 
 NAME = "aux"
 HELP = "auxiliary networks N (normals), FR (parameters), R (identity) on the dataset's val split"
@@ -36,28 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="pair sampling")
 
 
-def _time_one(net, x: torch.Tensor) -> float:
-    from faceeditor.bench._util import time_ms
-
+def _time_one(net: torch.nn.Module, x: torch.Tensor) -> float:
     with torch.no_grad():
         return round(time_ms(lambda: net(x), repeats=30, warmup=5), 2)
 
 
 def run(args: argparse.Namespace) -> dict:
-    from faceeditor.cli import UserError
-    from faceeditor.morphable import load_face_model
-    from faceeditor.neural import checkpoints
-    from faceeditor.neural.data import decoded, load_table, read_index
-    from faceeditor.neural.evaluate import evaluate_identity, evaluate_normals, evaluate_regressor
-
     torch.set_num_threads(args.threads)
     try:
         index = read_index(args.data)
     except FileNotFoundError as e:
-        raise UserError(str(e)) from None
+        raise FaceEditorError(str(e)) from None
     missing = [n for n in ("normal_net", "face_regressor", "identity_net") if not checkpoints.available(n)]
     if missing:
-        raise UserError(f"network weights missing: {', '.join(missing)} (see trainers/train_*.py)")
+        raise FaceEditorError(f"network weights missing: {', '.join(missing)} (see trainers/train_*.py)")
     N = checkpoints.load_network("normal_net", "cpu")
     FR = checkpoints.load_network("face_regressor", "cpu")
     R = checkpoints.load_network("identity_net", "cpu")

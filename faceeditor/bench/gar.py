@@ -16,7 +16,8 @@ val persons of the prepared dataset (``cache/dataset``, LFW persons never seen i
   (GAR Table 2's "w/o initial"), on the first ``--ablation-n`` photos (``inversion_psnr_db_v_init_same``
   is the with-V number on those photos, for a like-for-like comparison);
 * ``normal_consistency_deg``: mean angle between N(G(n, s, z)) and the input normal map n in the
-  face mask, for random z (3 per photo) on the photos' fitted geometry and light
+  face mask, for random z and noise (3 per photo, drawn with ``--seed``) on the photos' fitted
+  geometry and light
   (``normal_consistency_deg_recon``: on the reconstructions);
 * ``relight_shading_corr``: Pearson correlation, over face-mask pixels, between the change of the
   output's luminance and the change of the requested shading when the light moves to azimuth -60
@@ -33,16 +34,47 @@ to ``--out-dir`` (default beside ``--json``). Threads: ``--threads`` (default 1:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
+
+from faceeditor.bench._util import time_ms
+from faceeditor.bench.edit import sample_photos
+from faceeditor.core.errors import FaceEditorError, RendererUnavailableError
+from faceeditor.core.state import FaceState
+from faceeditor.edit.geometry import edited_vertices, photo_light, target_sh
+from faceeditor.edit.light import LightParams
+from faceeditor.edit.params import EditParams
+from faceeditor.face import identity
+from faceeditor.face.detect import FaceDetector
+from faceeditor.fit.pipeline import fit_photo
+from faceeditor.io import load_rgb, save_image
+from faceeditor.morphable import load_face_model
+from faceeditor.morphable.model import FaceModel
+from faceeditor.neural import checkpoints
+from faceeditor.neural import losses as L
+from faceeditor.neural.align import transform_points
+from faceeditor.neural.crop import CropView, crop_photo
+from faceeditor.neural.crop_render import render_edit
+from faceeditor.neural.data import default_root, read_index, split_of
+from faceeditor.neural.gar import condition_map, face_mask, normals_of, shading_map
+from faceeditor.neural.gar_nets import GarNets, available, load_gar
+from faceeditor.neural.invert import InvertConfig, invert
+from faceeditor.neural.labels import SKIN
+from faceeditor.neural.layers import autocast
 
 NAME = "gar"
 HELP = "neural renderer: inversion quality/speed, normal consistency, relighting, identity under pose edits"
 
 RELIGHT_AZIMUTHS = (-60.0, 60.0)
+RANDOM_Z_PER_PHOTO = 3  # random codes per photo for the normal consistency
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +93,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def val_photos(n: int, seed: int) -> list[Path]:
     """Photos of the dataset's val persons (paths under the research data folder)."""
-    from faceeditor.neural.data import default_root, read_index, split_of
-
     index = read_index(default_root())
     data = Path(index["data"])
     keys = []
@@ -76,71 +106,73 @@ def val_photos(n: int, seed: int) -> list[Path]:
     return [data / keys[i] for i in idx]
 
 
-def descriptor_of_crop(img, lm: np.ndarray) -> np.ndarray | None:
+def descriptor_of_crop(dlib: identity.DlibIdentity, img: torch.Tensor, lm: np.ndarray) -> np.ndarray | None:
     """dlib descriptor of a (1,3,S,S) crop in [0,1], upscaled 2x, in the box of its landmarks ``lm`` (68,2)."""
-    import cv2
-
-    from faceeditor.face import identity
-
     u8 = (img[0].permute(1, 2, 0).float().cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
     big = cv2.resize(u8, (u8.shape[1] * 2, u8.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
     try:
-        return identity.descriptor(big, tuple(v * 2 for v in identity.box_from_landmarks(lm)))
+        return dlib.descriptor(big, tuple(v * 2 for v in identity.box_from_landmarks(lm)))
     except Exception:
         return None
 
 
-def crop_landmarks(model, state, view, edit=None) -> np.ndarray:
+def crop_landmarks(model: FaceModel, state: FaceState, view: CropView, edit: EditParams | None = None) -> np.ndarray:
     """The head's 68 landmark vertices projected into the crop (after an optional edit)."""
-    import torch
-
-    from faceeditor.edit.geometry import edited_vertices
-    from faceeditor.edit.params import EditParams
-
     with torch.no_grad():
         v = edited_vertices(model, state, edit or EditParams())[:, model.landmarks68]
         return view.camera.project(view.to_crop(v))[0, :, :2].cpu().numpy()
 
 
-def luminance(x):
+def luminance(x: torch.Tensor) -> torch.Tensor:
     return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
 
 
-def run(args: argparse.Namespace) -> dict:
-    import dataclasses
+@dataclass
+class _Figures:
+    """Per-photo measurements, one list per figure."""
 
-    import torch
+    psnr: list[float] = field(default_factory=list)
+    psnr_init: list[float] = field(default_factory=list)
+    psnr_no_v: list[float] = field(default_factory=list)
+    psnr_init_no_v: list[float] = field(default_factory=list)
+    psnr_v_same: list[float] = field(default_factory=list)
+    id_dist: list[float] = field(default_factory=list)
+    yaw20_id_dist: list[float] = field(default_factory=list)
+    relight_corr: list[float] = field(default_factory=list)
+    normal_deg: list[float] = field(default_factory=list)
+    normal_deg_recon: list[float] = field(default_factory=list)
+    invert_s: list[float] = field(default_factory=list)
+    fit_s: list[float] = field(default_factory=list)
+    total_s: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
-    from faceeditor.bench._util import time_ms
-    from faceeditor.cli import UserError
-    from faceeditor.edit.geometry import photo_light, target_sh
-    from faceeditor.edit.light import LightParams
-    from faceeditor.edit.params import EditParams
-    from faceeditor.face import identity
-    from faceeditor.fit.pipeline import fit_photo
-    from faceeditor.io import load_rgb, save_image
-    from faceeditor.morphable import load_face_model
-    from faceeditor.neural import checkpoints
-    from faceeditor.neural import losses as L
-    from faceeditor.neural.gar import face_mask, shading_map
-    from faceeditor.neural.invert import InvertConfig, invert
-    from faceeditor.neural.render import available, crop_photo, load_gar, render_edit
 
-    torch.set_num_threads(max(1, args.threads))
-    if not available():
-        raise UserError("no trained neural renderer in resources/ (python -m trainers.train_gar)")
+@dataclass
+class _Bench:
+    """What every photo's measurement uses."""
+
+    model: FaceModel
+    nets: GarNets
+    N: torch.nn.Module | None  # the normal estimator, for the normal consistency
+    cfg: InvertConfig
+    gen: torch.Generator  # random z of the normal consistency and the G timing
+    ablation_n: int
+    examples: int
+    out_dir: Path
+    dlib: identity.DlibIdentity  # loaded once per run
+    detector: FaceDetector
+
+
+def _photos(args: argparse.Namespace) -> list[Path]:
     if args.data is not None:
-        from faceeditor.bench.edit import sample_photos
+        return sample_photos(args.data, args.n, args.seed)
+    try:
+        return val_photos(args.n, args.seed)
+    except FileNotFoundError as e:
+        raise FaceEditorError(f"{e}; pass --data DIR") from None
 
-        photos = sample_photos(args.data, args.n, args.seed)
-    else:
-        try:
-            photos = val_photos(args.n, args.seed)
-        except FileNotFoundError as e:
-            raise UserError(f"{e}; pass --data DIR") from None
-    model = load_face_model()
-    nets = load_gar("cpu")
-    N = checkpoints.load_network("normal_net", "cpu") if checkpoints.available("normal_net") else None
+
+def _invert_config(args: argparse.Namespace) -> InvertConfig:
     cfg = InvertConfig()
     if args.time_budget is not None:
         cfg.time_budget_s = args.time_budget
@@ -148,126 +180,163 @@ def run(args: argparse.Namespace) -> dict:
         cfg.pti_steps = args.pti_steps
     if args.steps is not None:
         cfg.steps = args.steps
-    abl_n = args.n if args.ablation_n is None else args.ablation_n
+    return cfg
+
+
+def _setup(args: argparse.Namespace) -> _Bench:
+    model = load_face_model()
+    nets = load_gar("cpu")
+    N = checkpoints.load_network("normal_net", "cpu") if checkpoints.available("normal_net") else None
     out_dir = args.out_dir or ((args.json.parent / "gar_bench_images") if getattr(args, "json", None) else
                                Path("out") / "bench_gar")
-    g = torch.Generator().manual_seed(args.seed)
-    rec = {k: [] for k in ("psnr", "psnr_abl", "psnr_same", "id", "inv_s", "fit_s", "total_s", "normal", "normal_rec",
-                           "relight", "yaw_id", "psnr_init", "psnr_init_abl")}
-    failures = []
-    for i, path in enumerate(photos):
-        try:
-            rgb = load_rgb(path)
-            t0 = time.perf_counter()
-            state = fit_photo(rgb, model=model)[0]
-            t1 = time.perf_counter()
-            st, res = invert(rgb, state, model, cfg, nets, return_result=True)
-            t2 = time.perf_counter()
-        except Exception as e:  # no face, failed fit: counted, not fatal
-            failures.append(f"{path.name}: {type(e).__name__}: {e}")
-            continue
-        rec["fit_s"].append(t1 - t0)
-        rec["inv_s"].append(t2 - t1)
-        rec["total_s"].append(t2 - t0)
-        rec["psnr"].append(res.psnr_db)
-        rec["psnr_init"].append(res.psnr_db_init)
-        crop, view = crop_photo(rgb, st, nets.size)
-        recon, cond, _ = render_edit(model, st, EditParams(), nets)
-        d_photo = descriptor_of_crop(crop, _crop_points(view, st.detector_landmarks68))
-        lm_rec = crop_landmarks(model, st, view)
-        d_rec = descriptor_of_crop(recon, lm_rec)
-        if d_photo is not None and d_rec is not None:
-            rec["id"].append(identity.distance(d_photo, d_rec))
-        # pose edit: yaw +20
-        turned, _, _ = render_edit(model, st, EditParams(yaw=20.0), nets)
-        d_turn = descriptor_of_crop(turned, crop_landmarks(model, st, view, EditParams(yaw=20.0)))
-        if d_rec is not None and d_turn is not None:
-            rec["yaw_id"].append(identity.distance(d_rec, d_turn))
-        # relighting: luminance change vs shading change in the face mask
-        mask = face_mask(cond)[0, 0] > 0.5
-        base_light = photo_light(st)
-        sh0 = np.asarray(st.sh, np.float32).reshape(9, 3)
-        s0 = shading_map(cond, view.sh(sh0)[None])
-        relit = []
-        for az in RELIGHT_AZIMUTHS:
-            light = LightParams.from_dict({**base_light.to_dict(), "azimuth": az, "elevation": 10.0, "sh": None})
-            edit = EditParams(light=light)
-            img1, _, _ = render_edit(model, st, edit, nets)
-            s1 = shading_map(cond, view.sh(target_sh(st, edit))[None])
-            dl = (luminance(img1) - luminance(recon))[0][mask]
-            ds = (luminance(s1) - luminance(s0))[0][mask]
-            if dl.numel() > 10 and float(dl.std()) > 0 and float(ds.std()) > 0:
-                rec["relight"].append(float(torch.corrcoef(torch.stack([dl.float(), ds.float()]))[0, 1]))
-            relit.append(img1)
-        # normal consistency (N on G's output vs the input normals)
-        if N is not None:
-            fm = face_mask(cond)
-            with torch.no_grad():
-                shading = shading_map(cond, view.sh(sh0)[None])
-                zs = torch.randn(3, nets.G.z_dim, generator=g)
-                imgs = nets.G(cond.expand(3, -1, -1, -1), shading.expand(3, -1, -1, -1), zs, noise="random").clamp(0, 1)
-                rec["normal"].append(float(L.normal_angle_deg(N, imgs, cond[:, :3].expand(3, -1, -1, -1),
-                                                              fm.expand(3, -1, -1, -1)).mean()))
-                rec["normal_rec"].append(float(L.normal_angle_deg(N, recon, cond[:, :3], fm).mean()))
-        if i < abl_n:
-            _, res0 = invert(rgb, state, model, dataclasses.replace(cfg, v_init=False), nets, return_result=True)
-            rec["psnr_abl"].append(res0.psnr_db)
-            rec["psnr_init_abl"].append(res0.psnr_db_init)
-            rec["psnr_same"].append(res.psnr_db)
-        if i < args.examples:
-            row = torch.cat([crop, recon, turned, *relit], 3)[0].permute(1, 2, 0).clamp(0, 1).numpy()
-            out_dir.mkdir(parents=True, exist_ok=True)
-            save_image(out_dir / f"{i:02d}_{path.stem}.png", (row * 255 + 0.5).astype(np.uint8))
-        print(f"  [{i + 1}/{len(photos)}] {path.name}: psnr {res.psnr_db:.2f} (init {res.psnr_db_init:.2f}) "
-              f"id {rec['id'][-1] if rec['id'] else float('nan'):.3f} invert {t2 - t1:.1f} s", flush=True)
-    if not rec["psnr"]:
-        raise UserError("no photo could be fitted and inverted: " + "; ".join(failures[:5]))
+    return _Bench(model, nets, N, _invert_config(args), torch.Generator().manual_seed(args.seed),
+                  args.n if args.ablation_n is None else args.ablation_n, args.examples, out_dir,
+                  identity.DlibIdentity(), FaceDetector())
 
-    def mean(v):
-        return round(float(np.mean(v)), 4) if v else None
 
-    def median(v):
-        return round(float(statistics.median(v)), 3) if v else None
+def _identity_figures(b: _Bench, st: FaceState, crop: torch.Tensor, view: CropView, recon: torch.Tensor,
+                      fig: _Figures) -> torch.Tensor:
+    """dlib distances photo crop vs reconstruction and reconstruction vs yaw +20; returns the turned render."""
+    d_photo = descriptor_of_crop(b.dlib, crop, transform_points(np.asarray(st.detector_landmarks68, np.float64)[:, :2],
+                                                        view.matrix))
+    d_rec = descriptor_of_crop(b.dlib, recon, crop_landmarks(b.model, st, view))
+    if d_photo is not None and d_rec is not None:
+        fig.id_dist.append(identity.distance(d_photo, d_rec))
+    turn = EditParams(yaw=20.0)
+    turned, _, _ = render_edit(b.model, st, turn, b.nets)
+    d_turn = descriptor_of_crop(b.dlib, turned, crop_landmarks(b.model, st, view, turn))
+    if d_rec is not None and d_turn is not None:
+        fig.yaw20_id_dist.append(identity.distance(d_rec, d_turn))
+    return turned
 
-    # G speed: one 128 px render (the render path: bf16 autocast), fixed z and geometry
-    G = nets.G
-    S = nets.size
-    cond = torch.zeros(1, 8, S, S).contiguous(memory_format=torch.channels_last)
-    cond[:, 2] = 1.0
-    cond[:, 3] = 1.0
+
+def _relight_figures(b: _Bench, st: FaceState, cond: torch.Tensor, view: CropView, recon: torch.Tensor,
+                     fig: _Figures) -> list[torch.Tensor]:
+    """Correlation of the luminance change with the shading change in the face mask, per light; the relit renders."""
+    mask = face_mask(cond)[0, 0] > 0.5
+    base_light = photo_light(st)
+    s0 = shading_map(cond, view.sh(np.asarray(st.sh, np.float32).reshape(9, 3))[None])
+    relit = []
+    for az in RELIGHT_AZIMUTHS:
+        light = LightParams.from_dict({**base_light.to_dict(), "azimuth": az, "elevation": 10.0, "sh": None})
+        edit = EditParams(light=light)
+        img1, _, _ = render_edit(b.model, st, edit, b.nets)
+        s1 = shading_map(cond, view.sh(target_sh(st, edit))[None])
+        dl = (luminance(img1) - luminance(recon))[0][mask]
+        ds = (luminance(s1) - luminance(s0))[0][mask]
+        if dl.numel() > 10 and float(dl.std()) > 0 and float(ds.std()) > 0:
+            fig.relight_corr.append(float(torch.corrcoef(torch.stack([dl.float(), ds.float()]))[0, 1]))
+        relit.append(img1)
+    return relit
+
+
+@torch.no_grad()
+def _normal_figures(b: _Bench, st: FaceState, cond: torch.Tensor, view: CropView, recon: torch.Tensor,
+                    fig: _Figures) -> None:
+    """Mean angle between N(G(n, s, z)) and the input normals n in the face mask: random z, and the reconstruction."""
+    k = RANDOM_Z_PER_PHOTO
+    fm = face_mask(cond)
+    shading = shading_map(cond, view.sh(np.asarray(st.sh, np.float32).reshape(9, 3))[None])
+    zs = torch.randn(k, b.nets.G.z_dim, generator=b.gen)
+    noise = b.nets.G.make_noise(k, "random", generator=b.gen)  # seeded (was torch's unseeded global generator)
+    imgs = b.nets.G(cond.expand(k, -1, -1, -1), shading.expand(k, -1, -1, -1), zs, noise=noise).clamp(0, 1)
+    fig.normal_deg.append(float(L.normal_angle_deg(b.N, imgs, normals_of(cond).expand(k, -1, -1, -1),
+                                                   fm.expand(k, -1, -1, -1)).mean()))
+    fig.normal_deg_recon.append(float(L.normal_angle_deg(b.N, recon, normals_of(cond), fm).mean()))
+
+
+def _bench_photo(b: _Bench, i: int, path: Path, n_photos: int, fig: _Figures) -> None:
+    """Fit, invert and measure one photo (a failed fit is counted, not fatal)."""
+    try:
+        rgb = load_rgb(path)
+        t0 = time.perf_counter()
+        state = fit_photo(rgb, model=b.model, detector=b.detector)[0]
+        t1 = time.perf_counter()
+        st, res = invert(rgb, state, b.model, b.cfg, b.nets, return_result=True)
+        t2 = time.perf_counter()
+    except Exception as e:  # no face, failed fit: counted, not fatal
+        fig.failures.append(f"{path.name}: {type(e).__name__}: {e}")
+        return
+    fig.fit_s.append(t1 - t0)
+    fig.invert_s.append(t2 - t1)
+    fig.total_s.append(t2 - t0)
+    fig.psnr.append(res.psnr_db)
+    fig.psnr_init.append(res.psnr_db_init)
+    crop, view = crop_photo(rgb, st, b.nets.size)
+    recon, cond, _ = render_edit(b.model, st, EditParams(), b.nets)
+    turned = _identity_figures(b, st, crop, view, recon, fig)
+    relit = _relight_figures(b, st, cond, view, recon, fig)
+    if b.N is not None:
+        _normal_figures(b, st, cond, view, recon, fig)
+    if i < b.ablation_n:
+        _, res0 = invert(rgb, state, b.model, dataclasses.replace(b.cfg, v_init=False), b.nets, return_result=True)
+        fig.psnr_no_v.append(res0.psnr_db)
+        fig.psnr_init_no_v.append(res0.psnr_db_init)
+        fig.psnr_v_same.append(res.psnr_db)
+    if i < b.examples:
+        row = torch.cat([crop, recon, turned, *relit], 3)[0].permute(1, 2, 0).clamp(0, 1).numpy()
+        b.out_dir.mkdir(parents=True, exist_ok=True)
+        save_image(b.out_dir / f"{i:02d}_{path.stem}.png", (row * 255 + 0.5).astype(np.uint8))
+    print(f"  [{i + 1}/{n_photos}] {path.name}: psnr {res.psnr_db:.2f} (init {res.psnr_db_init:.2f}) "
+          f"id {fig.id_dist[-1] if fig.id_dist else float('nan'):.3f} invert {t2 - t1:.1f} s", flush=True)
+
+
+@torch.no_grad()
+def _g_speed_ms(b: _Bench) -> tuple[float, float]:
+    """Median ms of one render of G (batch 1, fixed z and a flat skin condition): bf16 autocast (the
+    render path) and float32."""
+    G, S = b.nets.G, b.nets.size
+    facing = torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, S, S)
+    cond = condition_map(facing, torch.full((1, S, S), SKIN)).contiguous(memory_format=torch.channels_last)
     sh = torch.full((1, 3, S, S), 0.9)
-    z = torch.randn(1, G.z_dim, generator=g)
-    with torch.no_grad():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            g_ms = time_ms(lambda: G(cond, sh, z, noise="zero"), repeats=30, warmup=5)
-        g_ms32 = time_ms(lambda: G(cond, sh, z, noise="zero"), repeats=30, warmup=5)
-    import os
+    z = torch.randn(1, G.z_dim, generator=b.gen)
+    with autocast("cpu"):
+        bf16 = time_ms(lambda: G(cond, sh, z, noise="zero"), repeats=30, warmup=5)
+    return bf16, time_ms(lambda: G(cond, sh, z, noise="zero"), repeats=30, warmup=5)
 
+
+def _mean(v: list[float]) -> float | None:
+    return round(float(np.mean(v)), 4) if v else None
+
+
+def _median(v: list[float]) -> float | None:
+    return round(float(statistics.median(v)), 3) if v else None
+
+
+def _summary(b: _Bench, n_photos: int, fig: _Figures, g_ms: tuple[float, float]) -> dict:
     return {
-        "photos": len(photos), "inverted": len(rec["psnr"]), "failures": len(failures),
-        "inversion_psnr_db": mean(rec["psnr"]),
-        "inversion_id_dist_mean": mean(rec["id"]),
-        "inversion_s_median": median(rec["inv_s"]),
-        "inversion_psnr_db_no_v_init": mean(rec["psnr_abl"]),
-        "inversion_psnr_db_v_init_same": mean(rec["psnr_same"]),
-        "normal_consistency_deg": mean(rec["normal"]),
-        "relight_shading_corr": mean(rec["relight"]),
-        "edit_id_dist_yaw20_mean": mean(rec["yaw_id"]),
-        "g_ms_batch1": round(g_ms, 2),
-        "g_ms_batch1_fp32": round(g_ms32, 2),
-        "inversion_psnr_db_init_v": mean(rec["psnr_init"]),
-        "inversion_psnr_db_init_no_v": mean(rec["psnr_init_abl"]),
-        "normal_consistency_deg_recon": mean(rec["normal_rec"]),
-        "id_pairs": len(rec["id"]), "yaw20_pairs": len(rec["yaw_id"]),
-        "fit_s_median": median(rec["fit_s"]), "total_s_median": median(rec["total_s"]),
-        "invert_config": {"steps": cfg.steps, "pti_steps": cfg.pti_steps, "time_budget_s": cfg.time_budget_s},
-        "renderer_id": nets.renderer_id, "threads": torch.get_num_threads(),
+        "photos": n_photos, "inverted": len(fig.psnr), "failures": len(fig.failures),
+        "inversion_psnr_db": _mean(fig.psnr),
+        "inversion_id_dist_mean": _mean(fig.id_dist),
+        "inversion_s_median": _median(fig.invert_s),
+        "inversion_psnr_db_no_v_init": _mean(fig.psnr_no_v),
+        "inversion_psnr_db_v_init_same": _mean(fig.psnr_v_same),
+        "normal_consistency_deg": _mean(fig.normal_deg),
+        "relight_shading_corr": _mean(fig.relight_corr),
+        "edit_id_dist_yaw20_mean": _mean(fig.yaw20_id_dist),
+        "g_ms_batch1": round(g_ms[0], 2),
+        "g_ms_batch1_fp32": round(g_ms[1], 2),
+        "inversion_psnr_db_init_v": _mean(fig.psnr_init),
+        "inversion_psnr_db_init_no_v": _mean(fig.psnr_init_no_v),
+        "normal_consistency_deg_recon": _mean(fig.normal_deg_recon),
+        "id_pairs": len(fig.id_dist), "yaw20_pairs": len(fig.yaw20_id_dist),
+        "fit_s_median": _median(fig.fit_s), "total_s_median": _median(fig.total_s),
+        "invert_config": {"steps": b.cfg.steps, "pti_steps": b.cfg.pti_steps, "time_budget_s": b.cfg.time_budget_s},
+        "renderer_id": b.nets.renderer_id, "threads": torch.get_num_threads(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
-        "failure_examples": failures[:5],
+        "failure_examples": fig.failures[:5],
     }
 
 
-def _crop_points(view, lm) -> np.ndarray:
-    from faceeditor.neural.align import transform_points
-
-    return transform_points(np.asarray(lm, np.float64)[:, :2], view.matrix)
+def run(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(max(1, args.threads))
+    if not available():
+        raise RendererUnavailableError("no trained neural renderer in resources/ (python -m trainers.train_gar)")
+    photos = _photos(args)
+    b = _setup(args)
+    fig = _Figures()
+    for i, path in enumerate(photos):
+        _bench_photo(b, i, path, len(photos), fig)
+    if not fig.psnr:
+        raise FaceEditorError("no photo could be fitted and inverted: " + "; ".join(fig.failures[:5]))
+    return _summary(b, len(photos), fig, _g_speed_ms(b))

@@ -11,11 +11,14 @@ positions and to the normals. Extra keys time the ICT head (48,836 triangles) wh
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 
 import torch
 
 from faceeditor.bench._util import time_ms
-from faceeditor.render.camera import Camera
+from faceeditor.core.camera import Camera
+from faceeditor.morphable import load_face_model
 from faceeditor.render.interpolate import interpolate
 from faceeditor.render.primitives import uv_sphere
 from faceeditor.render.raster import rasterize, visible_faces
@@ -37,9 +40,7 @@ def _scene(size: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return pts, faces.to(device), normals, Camera(focal_px=size * 1.6, width=size, height=size)
 
 
-def _face_scene(size: int, device: str):
-    from faceeditor.morphable import load_face_model
-
+def _face_scene(size: int, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Camera]:
     model = load_face_model(device=device)
     verts = model.vertices()[0]
     pts = verts + torch.tensor([0.0, 0.0, -60.0], device=device)
@@ -59,23 +60,12 @@ def _time_pair(pts, faces, normals, cam, repeats: int) -> tuple[float, float, fl
     vis = time_ms(lambda: visible_faces(cam.project(pts[None]), faces, size, size), repeats)
     p = pts.clone().requires_grad_()
     n = normals.clone().requires_grad_()
-    holder = {}
-
-    def prepare():
-        img, _ = forward(p, n)
-        holder["loss"] = (img * weight).sum()
-
-    def backward():
-        holder["loss"].backward()
-
-    import statistics
-    import time
-
     times = []
     for i in range(repeats + 3):
-        prepare()
+        img, _ = forward(p, n)
+        loss = (img * weight).sum()
         t0 = time.perf_counter()
-        backward()
+        loss.backward()
         if i >= 3:
             times.append((time.perf_counter() - t0) * 1000.0)
     _, frags = forward(pts, normals)

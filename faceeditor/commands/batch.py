@@ -20,10 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.edit.args import add_edit_arguments, base_edit, check_expression_names, light_requested
+from faceeditor.edit.params import EditParams
+from faceeditor.io import EXTENSIONS
+from faceeditor.morphable import load_face_model
 
 NAME = "batch"
 HELP = "apply one edit to every photo in a folder (recursive); skips bad files, never overwrites, resumable"
@@ -32,8 +43,6 @@ REPORT_NAME = "batch_report.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from faceeditor.edit.args import add_edit_arguments
-
     parser.add_argument("in_dir", type=Path, metavar="IN_DIR", help="folder of photos (searched recursively)")
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="where the edited photos go (created)")
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="worker processes (default 1)")
@@ -47,8 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------- planning
 def discover(in_dir: Path, out_dir: Path) -> list[Path]:
     """Image files under ``in_dir`` (by extension, case-insensitive), sorted, excluding ``out_dir``."""
-    from faceeditor.io import EXTENSIONS
-
     exts = set(EXTENSIONS) | {".gif"}
     out_real = Path(os.path.realpath(out_dir))
     found = []
@@ -62,8 +69,6 @@ def discover(in_dir: Path, out_dir: Path) -> list[Path]:
 
 
 def output_path(src: Path, in_dir: Path, out_dir: Path) -> Path:
-    from faceeditor.io import EXTENSIONS
-
     rel = src.relative_to(in_dir)
     if rel.suffix.lower() not in EXTENSIONS:
         rel = rel.with_suffix(".png")
@@ -74,9 +79,15 @@ def output_path(src: Path, in_dir: Path, out_dir: Path) -> Path:
 _LIGHT_KEYS = ("light_azimuth", "light_elevation", "light_intensity", "light_ambient")
 
 
-def _init_worker(threads: int) -> None:
-    import torch
+def _photo_edit() -> ModuleType:
+    """:mod:`faceeditor.jobs.photo_edit`: the fitter and the renderers (OpenCV, mediapipe, the neural
+    renderer) are imported when photos are edited, not when the command line builds its parser."""
+    from faceeditor.jobs import photo_edit
 
+    return photo_edit
+
+
+def _init_worker(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
     try:
         import cv2
@@ -89,17 +100,13 @@ def _init_worker(threads: int) -> None:
 def process_one(task: tuple) -> tuple[str, str, str, float]:
     """Edit one photo: returns (src, "ok" | "failed", message, ms). Never raises for bad input."""
     src, dst, base_dict, light, face, quality = task
-    from faceeditor.cli import UserError
-    from faceeditor.edit.params import EditParams
-    from faceeditor.edit.photo import edit_file
-
     t0 = time.perf_counter()
     try:
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
         args = argparse.Namespace(**light)
-        edit_file(Path(src), Path(dst), EditParams.from_dict(base_dict), args, face, quality)
+        _photo_edit().edit_file(Path(src), Path(dst), EditParams.from_dict(base_dict), args, face, quality)
         return src, "ok", "", (time.perf_counter() - t0) * 1000.0
-    except UserError as exc:
+    except FaceEditorError as exc:
         msg = str(exc)
         if msg.startswith(f"{src}: "):  # load errors name the file; the summary already does
             msg = msg[len(src) + 2:]
@@ -151,28 +158,21 @@ def _hms(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceeditor.cli import UserError
-    from faceeditor.edit.args import base_edit, light_requested
-    from faceeditor.edit.photo import parse_face
-
     if not args.in_dir.is_dir():
-        raise UserError(f"{args.in_dir}: not a folder")
+        raise FaceEditorError(f"{args.in_dir}: not a folder")
     if args.jobs < 1:
-        raise UserError("--jobs must be at least 1")
+        raise FaceEditorError("--jobs must be at least 1")
     if args.quality is not None and not 1 <= args.quality <= 100:
-        raise UserError("--quality must be in 1..100")
-    face = parse_face(args.face)
+        raise FaceEditorError("--quality must be in 1..100")
+    face = _photo_edit().parse_face(args.face)
     base = base_edit(args)
-    from faceeditor.edit.args import check_expression_names
-    from faceeditor.morphable import load_face_model
-
     check_expression_names(base, load_face_model().expression_names)
     if base.is_zero() and not light_requested(args):
-        raise UserError("the edit changes nothing: give --preset-file, --preset, --expr, a pose or a light option")
+        raise FaceEditorError("the edit changes nothing: give --preset-file, --preset, --expr, a pose or a light option")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     files = discover(args.in_dir, args.out_dir)
     if not files:
-        raise UserError(f"{args.in_dir}: no image files found")
+        raise FaceEditorError(f"{args.in_dir}: no image files found")
     plan = [(f, output_path(f, args.in_dir, args.out_dir)) for f in files]
     done_before = [s for s, d in plan if d.exists()] if not args.force else []
     todo = [(s, d) for s, d in plan if args.force or not d.exists()]
@@ -213,11 +213,6 @@ def _execute(tasks: list[tuple], jobs: int):
         for t in tasks:
             yield process_one(t)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    import torch
-
     threads = max(1, torch.get_num_threads() // jobs)
     ctx = multiprocessing.get_context("spawn")  # torch/OpenMP state does not survive fork safely
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,))

@@ -14,14 +14,14 @@ import pkgutil
 import sys
 from pathlib import Path
 
+import faceeditor.bench
+
 NAME = "bench"
 HELP = "run a benchmark and print/write its figures"
 
 
 def _bench_modules():
-    import faceeditor.bench as pkg
-
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(faceeditor.bench.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
         mod = importlib.import_module(f"faceeditor.bench.{info.name}")

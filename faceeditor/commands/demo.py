@@ -13,8 +13,15 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+
+from faceeditor.core.paths import sample_image_path
+from faceeditor.edit.geometry import photo_light
+from faceeditor.edit.params import EditParams
+from faceeditor.io import load_image, save_image
+from faceeditor.morphable import load_face_model
 
 NAME = "demo"
 HELP = "run the engine on the embedded sample portrait and write the results (no display needed)"
@@ -33,17 +40,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time budget of the neural renderer's inversion (0 = skip the neural edit)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from faceeditor.edit.params import EditParams
-    from faceeditor.edit.renderers import make_renderer
+def _heavy() -> SimpleNamespace:
+    """The fitter, its exports and the renderers (OpenCV, mediapipe, the neural renderer): imported
+    when the demo runs, not when the command line builds its parser (which imports every command)."""
+    from faceeditor.fit.export import write_face_mesh
     from faceeditor.fit.overlay import draw_fit_overlay
+    from faceeditor.fit.params_json import write_params_json
     from faceeditor.fit.pipeline import fit_photo
-    from faceeditor.io import load_image, save_image
-    from faceeditor.io.mesh import write_face_mesh
-    from faceeditor.io.params_json import write_params_json
-    from faceeditor.morphable import load_face_model
-    from faceeditor.paths import sample_image_path
+    from faceeditor.jobs.renderers import make_renderer
+    from faceeditor.neural.gar_nets import available, load_gar
+    from faceeditor.neural.invert import InvertConfig, invert
+    from faceeditor.neural.renderer import NeuralRenderer
 
+    return SimpleNamespace(write_face_mesh=write_face_mesh, draw_fit_overlay=draw_fit_overlay,
+                           write_params_json=write_params_json, fit_photo=fit_photo, make_renderer=make_renderer,
+                           neural_available=available, load_gar=load_gar, InvertConfig=InvertConfig, invert=invert,
+                           NeuralRenderer=NeuralRenderer)
+
+
+def run(args: argparse.Namespace) -> int:
+    heavy = _heavy()
     photo = args.photo or sample_image_path()
     out = args.outdir
     out.mkdir(parents=True, exist_ok=True)
@@ -51,18 +67,16 @@ def run(args: argparse.Namespace) -> int:
     rgb = image.pixels
     print(f"photo: {photo} ({rgb.shape[1]}x{rgb.shape[0]})")
     t0 = time.perf_counter()
-    state = fit_photo(rgb)[0]
+    state = heavy.fit_photo(rgb)[0]
     pose = state.pose_degrees
     print(f"fitted in {(time.perf_counter() - t0) * 1000:.0f} ms: yaw {pose['yaw']:+.1f}, pitch {pose['pitch']:+.1f}, "
           f"roll {pose['roll']:+.1f} deg, focal {state.focal_px:.0f} px")
     model = load_face_model()
-    write_params_json(out / "params.json", state, model)
-    write_face_mesh(out, "mesh", state, model)
-    save_image(out / "overlay.png", draw_fit_overlay(rgb, state, model))
-    renderer = make_renderer("mesh", rgb, state, model)
+    heavy.write_params_json(out / "params.json", state, model)
+    heavy.write_face_mesh(out, "mesh", state, model)
+    save_image(out / "overlay.png", heavy.draw_fit_overlay(rgb, state, model))
+    renderer = heavy.make_renderer("mesh", rgb, state, model)
     strip = [rgb]
-    from faceeditor.edit.geometry import photo_light
-
     for name, fields in EDITS.items():
         edit = EditParams.from_dict({k: v for k, v in fields.items() if k != "light_direction"})
         if "light_direction" in fields:
@@ -82,20 +96,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _neural_edit(rgb: np.ndarray, image, state, model, out: Path, seconds: float) -> None:
     """Invert the shipped neural renderer on the face and render the head turn through it."""
-    from faceeditor.edit.params import EditParams
-    from faceeditor.io import save_image
-    from faceeditor.neural.invert import InvertConfig, invert
-    from faceeditor.neural.render import NeuralRenderer, available, load_gar
-
-    if not available():
+    heavy = _heavy()
+    if not heavy.neural_available():
         print("neural renderer: not trained (python -m trainers.train_gar); skipped")
         return
-    nets = load_gar("cpu")
+    nets = heavy.load_gar("cpu")
     t0 = time.perf_counter()
-    inverted, res = invert(rgb, state, model, InvertConfig(time_budget_s=seconds), nets, return_result=True)
+    inverted, res = heavy.invert(rgb, state, model, heavy.InvertConfig(time_budget_s=seconds), nets,
+                                 return_result=True)
     print(f"neural renderer: inverted in {time.perf_counter() - t0:.1f} s, face PSNR {res.psnr_db_init:.1f} dB "
           f"(V) -> {res.psnr_db:.1f} dB")
     t1 = time.perf_counter()
-    edited = NeuralRenderer(rgb, inverted, model, nets).render(EditParams.from_dict(EDITS["turn_left"]))
+    edited = heavy.NeuralRenderer(rgb, inverted, model, nets).render(EditParams.from_dict(EDITS["turn_left"]))
     print(f"edit turn_left (neural): {(time.perf_counter() - t1) * 1000:.0f} ms")
     save_image(out / "edit_turn_left_neural.png", edited, like=image)

@@ -6,6 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
+from faceeditor.face.detect import MIN_FACE_PX, FaceTooSmallError, detect_faces
+from faceeditor.face.overlay import draw_faces
+from faceeditor.io import load_image, save_image
+
 NAME = "detect"
 HELP = "find the faces in a photo: boxes, scores, 478 mesh + 68 landmarks (optional overlay and JSON)"
 
@@ -33,9 +37,6 @@ def _describe(i: int, face, min_px: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceeditor.face.detect import MIN_FACE_PX, FaceTooSmallError, detect_faces
-    from faceeditor.io import load_image
-
     image = load_image(args.photo)
     rgb = image.pixels
     h, w = rgb.shape[:2]
@@ -49,9 +50,6 @@ def run(args: argparse.Namespace) -> int:
     for i, face in enumerate(faces):
         print(_describe(i, face, min_px))
     if args.overlay is not None:
-        from faceeditor.face.overlay import draw_faces
-        from faceeditor.io import save_image
-
         save_image(args.overlay, draw_faces(rgb, faces))
         print(f"wrote {args.overlay}")
     if args.json is not None:

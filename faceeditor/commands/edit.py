@@ -8,16 +8,18 @@ JPEG) quality.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
+
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.edit.args import add_edit_arguments, base_edit
 
 NAME = "edit"
 HELP = "edit a face in a photo (pose, expression, light) and write the result at full resolution"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from faceeditor.edit.args import add_edit_arguments
-
     parser.add_argument("photo", type=Path, help="image file (JPEG, PNG, WebP, TIFF, BMP)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                         help="edited photo; format from the extension")
@@ -32,24 +34,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceeditor.cli import UserError
-    from faceeditor.edit.args import base_edit
-    from faceeditor.edit.photo import edit_file, parse_face
+    # the edit job pulls in the fitter and the renderers (OpenCV, mediapipe, the neural renderer):
+    # imported here, not when the command line builds its parser
+    from faceeditor.jobs.photo_edit import edit_file, parse_face
 
     face = parse_face(args.face)
     base = base_edit(args)  # option errors before any slow work
     if args.quality is not None and not 1 <= args.quality <= 100:
-        raise UserError("--quality must be in 1..100")
+        raise FaceEditorError("--quality must be in 1..100")
     if args.output.exists() and args.photo.exists() and os.path.samefile(args.output, args.photo) and not args.force:
-        raise UserError(f"{args.output} is the input photo; pass --force to overwrite it")
+        raise FaceEditorError(f"{args.output} is the input photo; pass --force to overwrite it")
     if not args.output.parent.is_dir():
-        raise UserError(f"folder {args.output.parent} does not exist")
+        raise FaceEditorError(f"folder {args.output.parent} does not exist")
     res = edit_file(args.photo, args.output, base, args, face, args.quality)
     w, h = res.size
     print(f"{args.photo}: {w}x{h}, {res.faces} face(s) edited (fit {res.fit_ms:.0f} ms, render {res.render_ms:.0f} ms)")
     if args.save_params is not None and res.edits:
-        import json
-
         args.save_params.write_text(json.dumps(res.edits[0], indent=2) + "\n")
         print(f"wrote {args.save_params}")
     print(f"wrote {res.path}")

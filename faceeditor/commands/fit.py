@@ -2,8 +2,8 @@
 
 Writes into OUTDIR (created; with ``--all-faces`` one folder per face, ``face_1`` the largest):
 
-    params.json                 pose, camera, identity, expression, light, 68 points (faceeditor.io.params_json)
-    mesh.obj, mesh.mtl, mesh.png  the textured head, camera frame by default (faceeditor.io.mesh)
+    params.json                 pose, camera, identity, expression, light, 68 points (faceeditor.fit.params_json)
+    mesh.obj, mesh.mtl, mesh.png  the textured head, camera frame by default (faceeditor.fit.export)
     overlay.png                 the photo with the fitted mesh and landmarks (faceeditor.fit.overlay)
     state/                      the full FaceState (state.json + state.npz) for `faceeditor edit`
 
@@ -18,7 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from faceeditor.cli import UserError
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.fit.export import write_face_mesh
+from faceeditor.fit.overlay import draw_fit_overlay
+from faceeditor.fit.params_json import write_params_json
+from faceeditor.fit.pipeline import fit_photo
+from faceeditor.io import load_image, save_image
+from faceeditor.morphable.model import load_face_model
 
 NAME = "fit"
 HELP = "fit the 3D head to a face in a photo; write params.json, a textured OBJ mesh and an overlay"
@@ -64,11 +70,6 @@ def _box_area(state) -> float:
 
 def _export(folder: Path, rgb, state, model, args: argparse.Namespace) -> list[str]:
     """Write one face's files into ``folder``; returns their names."""
-    from faceeditor.fit.overlay import draw_fit_overlay
-    from faceeditor.io import save_image
-    from faceeditor.io.mesh import write_face_mesh
-    from faceeditor.io.params_json import write_params_json
-
     folder.mkdir(parents=True, exist_ok=True)
     write_params_json(folder / "params.json", state, model)
     files = write_face_mesh(folder, "mesh", state, model, frame=args.mesh_frame, texture_size=args.texture_size)
@@ -90,29 +91,23 @@ def _describe(label: str, state, export_ms: float, folder: Path, names: list[str
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceeditor.io import load_image
-
     if args.face is not None and args.face < 1:
-        raise UserError(f"--face counts from 1 (the largest face), got {args.face}")
+        raise FaceEditorError(f"--face counts from 1 (the largest face), got {args.face}")
     if not 16 <= args.texture_size <= 8192:
-        raise UserError(f"--texture-size must be between 16 and 8192, got {args.texture_size}")
+        raise FaceEditorError(f"--texture-size must be between 16 and 8192, got {args.texture_size}")
     out: Path = args.outdir
     if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder; choose another output folder")
+        raise FaceEditorError(f"{out}: exists and is not a folder; choose another output folder")
     image = load_image(args.photo)
     rgb = image.pixels
     h, w = rgb.shape[:2]
-
-    from faceeditor.fit.pipeline import fit_photo
-    from faceeditor.morphable.model import load_face_model
-
     t0 = time.perf_counter()
     states = fit_photo(rgb, face_index=None if args.face is None else args.face - 1, all_faces=args.all_faces,
                        photometric=not args.no_photometric, texture_size=args.texture_size, progress=_Progress(),
                        refine_steps=max(0, args.refine))
     fit_ms = (time.perf_counter() - t0) * 1000.0
     if not states:
-        raise UserError(f"{args.photo}: no face found in the {w}x{h} photo")
+        raise FaceEditorError(f"{args.photo}: no face found in the {w}x{h} photo")
     if args.all_faces:
         states = sorted(states, key=_box_area, reverse=True)  # stable: the pipeline's order on ties
     model = load_face_model()
@@ -127,12 +122,9 @@ def run(args: argparse.Namespace) -> int:
             label = f"face {i + 1}" if args.all_faces else f"face {args.face or 1}"
             print(_describe(label, state, export_ms, folder, names))
         if args.all_faces:
-            from faceeditor.fit.overlay import draw_fit_overlay
-            from faceeditor.io import save_image
-
             save_image(out / "overlay.png", draw_fit_overlay(rgb, states, model))
             print(f"  all faces: {out / 'overlay.png'}")
     except OSError as exc:
         where = exc.filename or out
-        raise UserError(f"{where}: cannot write ({exc.strerror or exc})") from exc
+        raise FaceEditorError(f"{where}: cannot write ({exc.strerror or exc})") from exc
     return 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from faceeditor.core.errors import FaceEditorError
 
 NAME = "gui"
 HELP = "open the editor window (optionally on a photo or a saved .fesession)"
@@ -17,20 +20,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from faceeditor.cli import UserError
-
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
-        raise UserError("no display to open the window on (run it on a desktop, or try `faceeditor demo`)")
+        raise FaceEditorError("no display to open the window on (run it on a desktop, or try `faceeditor demo`)")
     photo, session = args.photo, None
     if photo is not None:
         if not photo.exists():
-            raise UserError(f"{photo}: no such file")
+            raise FaceEditorError(f"{photo}: no such file")
         if photo.suffix.lower() == ".fesession":
             photo, session = None, photo
-    try:
+    try:  # Qt and the window: imported only when the window opens, not when the parser is built
         from faceeditor.app.main import run as run_app
     except ImportError as exc:  # pragma: no cover - Qt missing from the environment
-        raise UserError(f"the editor window needs PySide6 ({exc})") from exc
+        raise FaceEditorError(f"the editor window needs PySide6 ({exc})") from exc
     return run_app(photo, session, restore=not args.no_restore)

@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faceeditor.paths import PACKAGE_DIR
+from faceeditor.core.paths import PACKAGE_DIR
 
 NAME = "install-desktop"
 HELP = "add FaceEditor to the desktop's application menu and 'Open with' for photos (--uninstall removes it)"

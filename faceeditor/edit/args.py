@@ -18,7 +18,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from faceeditor.cli import UserError
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.edit.geometry import photo_light
 from faceeditor.edit.params import EditParams
 from faceeditor.edit.presets import MACROS
 
@@ -53,11 +54,11 @@ def parse_expr(items: list[str]) -> dict[str, float]:
         for part in filter(None, (p.strip() for p in item.split(","))):
             name, sep, value = part.partition("=")
             if not sep:
-                raise UserError(f"--expr {part!r}: expected NAME=WEIGHT")
+                raise FaceEditorError(f"--expr {part!r}: expected NAME=WEIGHT")
             try:
                 out[name.strip()] = float(value)
             except ValueError:
-                raise UserError(f"--expr {part!r}: {value!r} is not a number") from None
+                raise FaceEditorError(f"--expr {part!r}: {value!r} is not a number") from None
     return out
 
 
@@ -66,7 +67,7 @@ def parse_preset(item: str) -> tuple[str, float]:
     try:
         strength = float(value) if sep else 1.0
     except ValueError:
-        raise UserError(f"--preset {item!r}: {value!r} is not a number") from None
+        raise FaceEditorError(f"--preset {item!r}: {value!r} is not a number") from None
     return name.strip(), strength
 
 
@@ -78,7 +79,7 @@ def base_edit(args: argparse.Namespace) -> EditParams:
         try:
             edit = edit.with_preset(name, strength)
         except KeyError as exc:
-            raise UserError(str(exc).strip("'\"")) from None
+            raise FaceEditorError(str(exc).strip("'\"")) from None
     edit.expression.update(parse_expr(args.expr))
     for axis in ("yaw", "pitch", "roll"):
         value = getattr(args, axis)
@@ -92,7 +93,7 @@ def base_edit(args: argparse.Namespace) -> EditParams:
 def check_expression_names(edit: EditParams, names: list[str]) -> None:
     unknown = sorted(set(edit.expression) - set(names))
     if unknown:
-        raise UserError(f"unknown expression name(s): {', '.join(unknown)}")
+        raise FaceEditorError(f"unknown expression name(s): {', '.join(unknown)}")
 
 
 def light_requested(args: argparse.Namespace) -> bool:
@@ -104,7 +105,6 @@ def edit_for_face(base: EditParams, args: argparse.Namespace, state) -> EditPara
     edit = base.copy()
     if not light_requested(args):
         return edit
-    from faceeditor.edit.geometry import photo_light
 
     light = dataclasses.replace(edit.light) if edit.light is not None else photo_light(state)
     light.sh = None

@@ -6,10 +6,10 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
    (:mod:`.grid`); its pixels look up where the same surface point was in the photo
    (:mod:`.flow`): a backward flow and a per-pixel warp confidence;
 2. the flow is extended past the silhouette and faded by LiftedGAN's transformation map
-   (:mod:`.blendmap`), so hair and neck follow and the background stays;
+   (:mod:`.blendmap`), so hair and neck follow and the background stays (:mod:`.maps`);
 3. the shading ratio of the target to the fitted SH light on the edited vs fitted normals is
-   the relight gain on the skin (:mod:`.relight`) — pose edits get it too, since a turned head
-   turns in the scene's light;
+   the relight gain on the skin (:mod:`.relight`, :mod:`.maps`) — pose edits get it too, since
+   a turned head turns in the scene's light;
 4. pixels the photo cannot supply are rendered by the :class:`~faceeditor.edit.fill.FillProvider`
    (at the output resolution capped at :data:`MAX_FILL_PX`; on the work grid, sharing its
    rasterization, for preview-sized outputs) and blended with a soft mask;
@@ -41,17 +41,27 @@ import cv2
 import numpy as np
 import torch
 
-from faceeditor.edit import blendmap, relight, tiles
+from faceeditor.core.camera import Camera
+from faceeditor.core.progress import check_cancel
+from faceeditor.core.state import FaceState
+from faceeditor.edit import maps, relight, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
-from faceeditor.edit.geometry import is_zero_edit, model_vertices, posed, target_sh
+from faceeditor.edit.geometry import (
+    is_zero_edit,
+    model_vertices,
+    neck_weights,
+    offset_rotation,
+    photo_light,
+    posed,
+    target_sh,
+)
 from faceeditor.edit.grid import Window, make_window, upsample
+from faceeditor.edit.maps import EditedHead, GridMaps
 from faceeditor.edit.params import EditParams
-from faceeditor.edit.renderer import RenderCancelled
-from faceeditor.fit.state import FaceState
 from faceeditor.morphable.model import FaceModel
 from faceeditor.morphable.normals import vertex_normals
-from faceeditor.render.camera import Camera
+from faceeditor.render.atlas import render_face_ids
 
 MAX_WORK_PX = 512  # longest side of the work grid (export)
 MIN_WORK_PX = 160  # ... never coarser than this, unless the region itself is smaller
@@ -60,10 +70,6 @@ ROI_MARGIN = 0.8  # region of interest: head box grown by this x head size on ea
 MAX_FILL_PX = 768  # longest side of the fill layer's grid
 FILL_OVERSAMPLE = 2.0  # the fill layer is sampled at most this much finer than the work grid
 PREVIEW_MAX_SIDE = 1280  # outputs up to this size (GUI previews) draw the fill on the work grid
-SKIN_FEATHER = 0.02  # relight mask feather (Gaussian sigma) as a fraction of the head size
-FILL_FEATHER_PX = 1.5  # fill mask feather in work-grid pixels
-NEED_RAMP = (0.3, 0.7)  # fill need = 1 - warp confidence, ramped from 0 at the first to 1 at the second
-MIN_FLOW_PX = 0.02  # output pixels: smaller motion counts as none
 TILE_PX = 256  # full-resolution work is done in tiles of this size; unchanged tiles are skipped
 
 
@@ -92,7 +98,6 @@ class MeshCompositor:
         w, h = (int(v) for v in state.image_size)
         if photo.shape[:2] != (h, w):
             raise ValueError(f"photo is {photo.shape[1]}x{photo.shape[0]} but the state was fitted on {w}x{h}")
-        from faceeditor.morphable.atlas import render_face_ids
 
         if model.device.type != "cpu":  # the compositor is CPU work (torch + OpenCV on numpy)
             model = model.to("cpu")
@@ -112,9 +117,9 @@ class MeshCompositor:
         used = torch.zeros(model.n_vertices, dtype=torch.bool)
         used[self.tri.reshape(-1)] = True
         self._used = used.nonzero().squeeze(1)
-        from faceeditor.edit.geometry import neck_weights
 
         self._head_only = self._used[neck_weights(model)[0, self._used, 0] > 0.5]
+        self.photo_light = photo_light(state)  # the fitted SH as light controls: target_sh's reference
         self._fill = fill
         self._lock = threading.RLock()
         self._views: dict[tuple[int, int], _ScaleView] = {}
@@ -129,14 +134,11 @@ class MeshCompositor:
         the unit of the transformation map's falloff (:data:`blendmap.FALLOFF_HEAD_FRACTION`)."""
         return self._view(scale).head_px
 
-    def grid_maps(self, edit: EditParams, scale: float = 1.0) -> dict:
-        """The edit's maps on the work grid, for inspection (tests, debug overlays): ``window``
-        (:class:`Window`), ``flow`` (H,W,2 backward flow in output pixels, None when nothing
-        moves), ``gain`` (H,W,3 relight gain or None), ``need`` (H,W fill need)."""
+    def grid_maps(self, edit: EditParams, scale: float = 1.0) -> GridMaps:
+        """The edit's maps on the work grid, for inspection (tests, debug overlays)."""
         view = self._view(scale)
         with torch.no_grad():
-            maps = self._grid_maps(edit, view, lambda: None)
-        return {"window": view.window, "flow": maps["flow"], "gain": maps["gain"], "need": maps["need"]}
+            return self._grid_maps(edit, view, lambda: None)
 
     def prepare(self, scale: float = 1.0) -> None:
         """Compute what renders at ``scale`` need (also done lazily by the first render)."""
@@ -230,8 +232,7 @@ class MeshCompositor:
             raise ValueError(f"scale must be > 0, got {scale}")
 
         def check() -> None:
-            if cancel is not None and cancel():
-                raise RenderCancelled()
+            check_cancel(cancel, task="render")
 
         check()
         view = self._view(scale)
@@ -239,26 +240,30 @@ class MeshCompositor:
             return view.photo.copy()
         check()
         with torch.no_grad():
-            maps = self._grid_maps(edit, view, check)
+            grid = self._grid_maps(edit, view, check)
         check()
-        return self._compose(view, maps, check)
+        return self._compose(view, grid, check)
 
-    def _sources(self, edit: EditParams, view: _ScaleView) -> tuple[Sources, torch.Tensor, torch.Tensor,
-                                                                     torch.Tensor | None, torch.Tensor | None]:
-        """Correspondence of the edited head's grid pixels, edited vertices and normals, and (unless
-        the geometry is the fitted one) the edited grid-screen vertices and triangle areas."""
+    def _sources(self, edit: EditParams, view: _ScaleView) -> tuple[Sources, EditedHead]:
+        """Correspondence of the edited head's grid pixels, and the edited head (its grid-screen
+        vertices and triangle areas only when the geometry is not the fitted one)."""
         win, cam = view.window, view.camera
         expr = edit.expression_vector(np.asarray(self.state.expression), self.model.expression_names)
         rigid = not (edit.yaw or edit.pitch or edit.roll)
         if rigid and np.array_equal(expr, np.clip(np.asarray(self.state.expression, np.float32), 0, 1)):
             # light only: the geometry is the fitted one, reuse its rasterization
-            return view.orig_sources, self.v_src, self.n_src, None, None
+            src = view.orig_sources
+            return src, EditedHead(self.v_src, self.n_src, None, None, self._fragments(src))
         v1, n1 = self._edited_geometry(edit, expr)
         s1 = win.screen(v1, cam)
         area1 = screen_areas(s1, self.tri)
         frags = tiles.raster_front(s1, self.tri, area1, win)
         src = trace_sources(frags, self.tri, self.v_src, self.n_src, n1, area1, view.orig, cam)
-        return src, v1, n1, s1, area1
+        return src, EditedHead(v1, n1, s1, area1, self._fragments(src))
+
+    def _fragments(self, src: Sources) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``src``'s pixels as fill-request fragments: triangles indexed into ``model.faces``."""
+        return src.pix, self.face_ids[src.face], src.bary
 
     def _edited_geometry(self, edit: EditParams, expr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Edited camera-frame vertices and unit normals (1,V,3) (= :func:`geometry.edited_vertices`,
@@ -274,78 +279,38 @@ class MeshCompositor:
         v1 = posed(self.model, self.state, vm, edit)
         if idx.size:
             return v1, vertex_normals(v1, self.model.faces)
-        from faceeditor.edit.geometry import neck_weights, offset_rotation
 
         Ro = offset_rotation(edit, vm.device)
         n = self.n_src
         return v1, torch.nn.functional.normalize(n + neck_weights(self.model) * (n @ Ro.t() - n), dim=-1)
 
     @torch.no_grad()
-    def _grid_maps(self, edit: EditParams, view: _ScaleView, check: Callable[[], None]) -> dict:
+    def _grid_maps(self, edit: EditParams, view: _ScaleView, check: Callable[[], None]) -> GridMaps:
         """Everything on the work grid: source coordinates, relight gain, fill need, change masks."""
         win = view.window
-        gh, gw = win.grid_h, win.grid_w
-        src, v1, n1, s1, area1 = self._sources(edit, view)
+        src, head = self._sources(edit, view)
         check()
-        sh_new = target_sh(self.state, edit)
-        hw = gh * gw
-        covered = torch.zeros(hw, dtype=torch.bool)
-        covered[src.pix] = True
-        covered = covered.view(gh, gw).numpy()
-        moving_px = bool(src.flow.abs().max() > MIN_FLOW_PX) if src.pix.numel() else False
+        sh_new = target_sh(self.state, edit, self.photo_light)
+        covered = maps.coverage(src, win)
+        moving_px = maps.moves(src)
+        flow, moving = None, np.zeros((win.grid_h, win.grid_w), bool)
         if moving_px:
-            flow = torch.zeros(hw, 2)
-            flow[src.pix] = src.flow
-            flow = flow.view(gh, gw, 2).numpy()
-            # exact inside the edited head, pull-push extension outside, faded by T (blendmap.py)
-            k = 0.5 * (win.kx + win.ky)
-            ext = blendmap.extend_outside(flow, covered)
-            head = covered | view.orig.covered.numpy()
-            radius = blendmap.falloff_radius(ext * k, head, view.head_px * k)
-            T = blendmap.transformation_map(head, radius, view.taper, taper_px=max(2.0, 0.05 * min(gh, gw)))
-            flow = ext * T[..., None]
-            moving = np.abs(flow[..., 0]) + np.abs(flow[..., 1]) > MIN_FLOW_PX
-        else:
-            flow, moving = None, np.zeros((gh, gw), bool)
-        # relight gain on the (feathered) skin
-        gain, lit = None, np.zeros((gh, gw), bool)
+            flow, moving = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px, view.taper)
+        gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
-            ratio = relight.shading_ratio(src.n_src, src.n_dst, self.state.sh, sh_new)
-            r = torch.zeros(hw, 3)
-            # the photo's shading is only known where the source was seen
-            r[src.pix] = (ratio - 1.0) * src.warp_conf[:, None]
-            skin = torch.zeros(hw)
-            skin[src.pix] = self.skin_tri[src.face].float()
-            skin_soft = blendmap.feather(skin.view(gh, gw).numpy(), SKIN_FEATHER * view.head_px * 0.5 * (win.kx + win.ky))
-            g = relight.ratio_to_gain(r.view(gh, gw, 3).numpy() + 1.0) - 1.0
-            gain = skin_soft[..., None] * g
-            lit = (np.abs(gain[..., 0]) + np.abs(gain[..., 1]) + np.abs(gain[..., 2])) > 1e-4
-            gain += 1.0
-        # fill need: where the photo has no trustworthy source
-        conf = torch.ones(hw)
-        conf[src.pix] = src.warp_conf
-        # (a ramp: partial confidence at surface borders is mostly a grid-sampling effect)
-        lo, hi = NEED_RAMP
-        need = ((1.0 - conf - lo) / (hi - lo)).clamp_(0.0, 1.0).view(gh, gw).numpy()
-        # specks (a fold of skin under the lip, a crease) are better warped than filled: keep
-        # only regions that survive a 3x3 opening, then soften
-        core = cv2.morphologyEx((need > 0.5).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        need *= cv2.dilate(core, np.ones((5, 5), np.uint8)).astype(np.float32)
-        need = blendmap.feather(need, FILL_FEATHER_PX) * covered
-        filled = need > 1e-3
-        return {"flow": flow, "moving": moving, "gain": gain, "lit": lit, "need": need, "filled": filled,
-                "verts": v1, "normals": n1, "sh": sh_new, "edit": edit, "screen": s1, "area": area1,
-                "fragments": (src.pix, self.face_ids[src.face], src.bary)}
+            gain, lit = maps.relight_gain(src, self.skin_tri, self.state.sh, sh_new, win, view.head_px)
+        need = maps.fill_need(src, covered, win)
+        return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3)
 
-    def _compose(self, view: _ScaleView, maps: dict, check: Callable[[], None]) -> np.ndarray:
+    def _compose(self, view: _ScaleView, grid: GridMaps, check: Callable[[], None]) -> np.ndarray:
         """Full resolution, tile by tile over the work window; untouched tiles stay the photo's."""
         win = view.window
         out = view.photo.copy()
-        moving, lit, filled = maps["moving"], maps["lit"], maps["filled"]
+        moving, lit, filled = grid.moving, grid.lit, grid.filled
         if not (moving.any() or lit.any() or filled.any()):
             return out
-        flow = np.ascontiguousarray(maps["flow"], np.float32) if maps["flow"] is not None else None
-        gain = np.ascontiguousarray(maps["gain"], np.float32) if maps["gain"] is not None else None
+        flow = np.ascontiguousarray(grid.flow, np.float32) if grid.flow is not None else None
+        gain = np.ascontiguousarray(grid.gain, np.float32) if grid.gain is not None else None
         sums = {k: cv2.integral(v.astype(np.uint8)) for k, v in (("m", moving), ("l", lit), ("f", filled))}
         layer = None
         for ox0, oy0, w, h in tiles.tiles(win, TILE_PX):
@@ -371,41 +336,41 @@ class MeshCompositor:
                         part, upsample(win, gain, rx, ry, rw, rh))
             if has["f"]:
                 if layer is None:
-                    layer = self._fill_layer(view, maps)
+                    layer = self._fill_layer(view, grid)
                 tile = tiles.blend_layer(tile, layer, ox0, oy0, w, h,
                                          tiles.sub_rect(filled, gbox, win, ox0, oy0, w, h))
             out[oy0:oy0 + h, ox0:ox0 + w] = tile
         return out
 
-    def _fill_layer(self, view: _ScaleView, maps: dict) -> tuple[Window, np.ndarray]:
+    def _fill_layer(self, view: _ScaleView, grid: GridMaps) -> tuple[Window, np.ndarray]:
         """The fill provider's layer over the box of pixels needing it, at output resolution (capped):
         its window and a (grid_h, grid_w, 4) map of RGB and confidence."""
         win = view.window
         if max(view.camera.width, view.camera.height) <= PREVIEW_MAX_SIDE:
             # preview-sized output: the fill shares the work grid and its rasterization
-            req = FillRequest(win, view.camera, maps["verts"], maps["normals"], maps["need"], maps["sh"],
-                              self.state, maps["edit"], fragments=maps["fragments"])
+            req = FillRequest(win, view.camera, grid.head.verts, grid.head.normals, grid.need, grid.sh,
+                              self.state, grid.edit, fragments=grid.head.fragments)
             lw = win
         else:
-            nw = win.sub(*tiles.bbox(maps["filled"], pad=2))
+            nw = win.sub(*tiles.bbox(grid.filled, pad=2))
             k = min(1.0, FILL_OVERSAMPLE * 0.5 * (win.kx + win.ky), MAX_FILL_PX / max(nw.w, nw.h))
             lw = Window(nw.x0, nw.y0, nw.w, nw.h, max(1, round(nw.w * k)), max(1, round(nw.h * k)))
-            need_l = tiles.resample(win, maps["need"], lw)
-            req = FillRequest(lw, view.camera, maps["verts"], maps["normals"], need_l, maps["sh"], self.state,
-                              maps["edit"], faces=self._fill_faces(maps, win))
+            need_l = tiles.resample(win, grid.need, lw)
+            req = FillRequest(lw, view.camera, grid.head.verts, grid.head.normals, need_l, grid.sh, self.state,
+                              grid.edit, faces=self._fill_faces(grid, win))
         fl = self._fill_provider(view).fill(req)
         rgba = np.empty((lw.grid_h, lw.grid_w, 4), np.float32)
         rgba[..., :3] = fl.rgb
         rgba[..., 3] = fl.confidence * req.need  # the blend weight
         return lw, rgba
 
-    def _fill_faces(self, maps: dict, win: Window) -> torch.Tensor | None:
+    def _fill_faces(self, grid: GridMaps, win: Window) -> torch.Tensor | None:
         """Triangles (into model.faces) the fill may need: camera-facing, centred in or next to
         the pixels needing it (a hint for providers that rasterize)."""
-        s1, area1 = maps["screen"], maps["area"]
+        s1, area1 = grid.head.screen, grid.head.area
         if s1 is None:
             return None
-        near = torch.as_tensor(cv2.dilate(maps["filled"].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+        near = torch.as_tensor(cv2.dilate(grid.filled.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
         c = s1[0][self.tri].mean(1)  # (F',3) centroids on the grid
         cx, cy = c[:, 0].floor().long(), c[:, 1].floor().long()
         ok = (area1 > 0) & (cx >= 0) & (cx < win.grid_w) & (cy >= 0) & (cy < win.grid_h)

@@ -25,6 +25,8 @@ from faceeditor.edit.history import History
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.params import EditParams
 from faceeditor.edit.presets import MACROS, macro_weights
+from faceeditor.io.session import Session
+from faceeditor.morphable.model import default_model_path
 
 # slider groups of the expression panel: (title, name prefix)
 EXPRESSION_GROUPS = (("Brows", "brow"), ("Eyes", "eye"), ("Cheeks", "cheek"), ("Nose", "nose"),
@@ -34,8 +36,6 @@ POSE_LIMITS = {"yaw": 45.0, "pitch": 30.0, "roll": 30.0}  # degrees, relative to
 
 def expression_names() -> list[str]:
     """The 53 ARKit names of the shipped face model (read with numpy only, no torch)."""
-    from faceeditor.morphable.model import default_model_path
-
     with np.load(default_model_path()) as z:
         return [str(n) for n in z["expression_names"]]
 
@@ -88,7 +88,7 @@ class Document:
         self.loaded: Any = None  # faceeditor.io.LoadedImage (for EXIF/ICC on export)
         self.faces: list[Any] = []  # faceeditor.face.detect.Face
         self.face_index: int | None = None
-        self.state: Any = None  # faceeditor.fit.state.FaceState
+        self.state: Any = None  # faceeditor.core.state.FaceState
         self.fitted: dict[str, float] = {}
         self.photo_light: LightParams | None = None
         self.history: History[EditState] = History(EditState())
@@ -314,8 +314,6 @@ class Document:
 
     # ----------------------------------------------------------------- sessions
     def to_session(self):
-        from faceeditor.io.session import Session
-
         if self.state is None or self.photo_path is None:
             raise ValueError("nothing to save: no fitted face")
         return Session(photo_path=str(self.photo_path), face_index=self.face_index or 0, state=self.state,

@@ -27,11 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceeditor.core.camera import Camera
+from faceeditor.core.state import FaceState
+from faceeditor.edit.flow import surface_ids
 from faceeditor.edit.grid import Window
 from faceeditor.edit.params import EditParams
-from faceeditor.fit.state import FaceState
 from faceeditor.morphable.model import FaceModel
-from faceeditor.render.camera import Camera
+from faceeditor.render.atlas import atlas_uvs, base_atlas
 from faceeditor.render.interpolate import interpolate_packed, sample_texture
 from faceeditor.render.raster import rasterize
 from faceeditor.render.sh import sh_shading
@@ -82,8 +84,6 @@ class MeshFill:
 
     def __init__(self, model: FaceModel, state: FaceState, faces: torch.Tensor,
                  colour_gain: np.ndarray | None = None, tile: int = 256) -> None:
-        from faceeditor.morphable.atlas import atlas_uvs, base_atlas
-
         dev = model.device
         self.faces = faces  # (F',) indices of the rendered triangles into model.faces
         self.tri = model.faces[faces]
@@ -96,7 +96,6 @@ class MeshFill:
         else:
             tex = torch.as_tensor(base_atlas(tile, model=model), device=dev)
         self.atlas = tex.permute(2, 0, 1)[None].contiguous()
-        from faceeditor.edit.flow import surface_ids
 
         self.surface = surface_ids(model, faces)  # (F',) surface of each triangle (flow.surface_ids)
         self.n_surfaces = len(model.region_names) + 2

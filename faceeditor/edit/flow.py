@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from faceeditor.core.camera import Camera
 from faceeditor.edit.grid import Window
-from faceeditor.render.camera import Camera
+from faceeditor.render.fragments import Fragments
 from faceeditor.render.interpolate import interpolate_packed
-from faceeditor.render.raster import Fragments
 
 DEPTH_TOL_CM = 1.0
 STRETCH_OK = 3.0

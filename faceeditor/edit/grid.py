@@ -8,11 +8,11 @@ most a few hundred pixels and upsampled with ``cv2.resize`` before the full-reso
 
     grid x = (output x - x0) * kx,   kx = grid_w / w      (same for y)
 
-in continuous pixel coordinates (:mod:`faceeditor.render.camera`: pixel centres at +0.5). This
+in continuous pixel coordinates (:mod:`faceeditor.core.camera`: pixel centres at +0.5). This
 is exactly the sampling of ``cv2.resize(grid_map, (w, h))`` (half-pixel centres), so maps
 computed on the grid line up with the output pixels they are resized to. ``kx`` and ``ky`` may
 differ by a hair (both sides are integers), which is why screen coordinates are made here
-rather than with a scaled :class:`~faceeditor.render.camera.Camera`.
+rather than with a scaled :class:`~faceeditor.core.camera.Camera`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
-from faceeditor.render.camera import Camera
+from faceeditor.core.camera import Camera
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,6 @@ def upsample(window: Window, grid_map: np.ndarray, ox0: int, oy0: int, w: int, h
     [ox0, ox0+w) x [oy0, oy0+h) (any part of the window): one ``cv2.warpAffine``, the same
     half-pixel convention as ``cv2.resize`` (edges replicated). ``pad``: the map carries that
     many extra grid pixels on every side (see :func:`pad_linear`)."""
-    import cv2
-
     kx, ky = window.kx, window.ky
     M = np.array([[kx, 0.0, (ox0 - window.x0 + 0.5) * kx - 0.5 + pad],
                   [0.0, ky, (oy0 - window.y0 + 0.5) * ky - 0.5 + pad]], np.float64)

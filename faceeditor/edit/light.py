@@ -7,15 +7,20 @@ controls that best describe a fitted SH (for "as in photo" and as slider start v
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from faceeditor.render.sh import (LAMBERT_BAND, SH_CONSTS, angles_from_direction, direction_from_angles,
-                                  directional_sh)
+from faceeditor.render.sh import (
+    LAMBERT_BAND,
+    SH_CONSTS,
+    angles_from_direction,
+    direction_from_angles,
+    directional_sh,
+    sh_basis,
+)
 
 
 @dataclass
@@ -81,18 +86,14 @@ def light_from_sh(sh: np.ndarray) -> LightParams:
     return LightParams(az, el, float(intensity), float(ambient), temperature)
 
 
-_TEMPS = np.linspace(2000.0, 12000.0, 101)
-
-
-@functools.lru_cache(maxsize=1)
-def _temperature_table() -> np.ndarray:
-    return np.array([temperature_rgb(t) for t in _TEMPS])
+TEMPERATURES_K = np.linspace(2000.0, 12000.0, 101)  # the colour temperatures a fitted light is matched to
 
 
 def _temperature_from_balance(rgb: np.ndarray) -> float:
-    errs = np.abs(_temperature_table() - np.asarray(rgb)[None, :]).sum(1)
-    return float(_TEMPS[int(np.argmin(errs))])
-
+    """The temperature of :data:`TEMPERATURES_K` whose black-body colour is nearest ``rgb`` (L1)."""
+    table = np.array([temperature_rgb(t) for t in TEMPERATURES_K])  # (T,3); ~1 ms
+    errs = np.abs(table - np.asarray(rgb)[None, :]).sum(1)
+    return float(TEMPERATURES_K[int(np.argmin(errs))])
 
 
 def _fibonacci_sphere(n: int) -> np.ndarray:
@@ -103,21 +104,22 @@ def _fibonacci_sphere(n: int) -> np.ndarray:
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], 1)
 
 
-@functools.lru_cache(maxsize=1)
 def _front_normals() -> tuple[np.ndarray, np.ndarray]:
     """Normals a face shows the camera (z > 0.15) and their SH basis (N,9)."""
-    from faceeditor.render.sh import sh_basis
-
     n = _fibonacci_sphere(800)
     n = n[n[:, 2] > 0.15]
     return n, sh_basis(torch.as_tensor(n, dtype=torch.float64)).numpy()
 
 
-@functools.lru_cache(maxsize=64)
-def _fit_light_cached(key: bytes) -> tuple[float, float, float, float, float]:
-    from faceeditor.render.sh import sh_basis
-
-    sh = np.frombuffer(key, np.float64).reshape(9, 3)
+def fit_light(sh: np.ndarray) -> LightParams:
+    """The directional light + ambient that best reproduces SH irradiance (9,3) *on the normals a
+    face shows the camera* (least squares over the front hemisphere, z > 0.15; direction by a
+    coarse-to-fine search, intensity and ambient >= 0 in closed form), colour from the channel
+    balance. Unlike :func:`light_from_sh`, which reads the first-order band alone, it is not
+    thrown by the second-order terms a fit on one face puts in the SH: those decide the shading
+    the photo shows. ~7 ms: a caller that needs the light of one SH often keeps the result
+    (e.g. :class:`~faceeditor.edit.compose.MeshCompositor` its photo's light)."""
+    sh = np.ascontiguousarray(np.asarray(sh, np.float64).reshape(9, 3))
     normals, basis = _front_normals()
     t = basis @ sh.mean(1)  # luminance shading on the front normals (N,)
     band = np.array([LAMBERT_BAND[b] for b in (0, 1, 1, 1, 2, 2, 2, 2, 2)])
@@ -156,15 +158,4 @@ def _fit_light_cached(key: bytes) -> tuple[float, float, float, float, float]:
             d, best = cand[k], (e[k], i[k], a[k])
     az, el = angles_from_direction(torch.as_tensor(d))
     bal = sh[0] / max(sh[0].mean(), 1e-8)
-    return float(az), float(el), float(best[1]), float(best[2]), _temperature_from_balance(bal)
-
-
-def fit_light(sh: np.ndarray) -> LightParams:
-    """The directional light + ambient that best reproduces SH irradiance (9,3) *on the normals a
-    face shows the camera* (least squares over the front hemisphere, z > 0.15; direction by a
-    coarse-to-fine search, intensity and ambient >= 0 in closed form), colour from the channel
-    balance. Unlike :func:`light_from_sh`, which reads the first-order band alone, it is not
-    thrown by the second-order terms a fit on one face puts in the SH: those decide the shading
-    the photo shows. Cached per SH (~5 ms the first time)."""
-    key = np.ascontiguousarray(np.asarray(sh, np.float64).reshape(9, 3)).tobytes()
-    return LightParams(*_fit_light_cached(key))
+    return LightParams(float(az), float(el), float(best[1]), float(best[2]), _temperature_from_balance(bal))

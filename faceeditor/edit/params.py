@@ -1,7 +1,7 @@
 """``EditParams``: what the user changed, relative to the fitted ``FaceState``.
 
 * Pose: yaw/pitch/roll offsets in degrees, applied about the head's centre in camera space
-  (``R_new = R_offset @ R_fit``, same sign conventions as :mod:`faceeditor.morphable.pose`).
+  (``R_new = R_offset @ R_fit``, same sign conventions as :mod:`faceeditor.core.pose`).
 * Expression: absolute ARKit weights in [0, 1] for the blendshapes the user set; names not
   listed keep their fitted value.
 * Light: ``None`` keeps the photo's fitted lighting; otherwise a :class:`LightParams`.
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceeditor.core.errors import FaceEditorError
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.presets import macro_weights
 
@@ -86,6 +87,4 @@ class EditParams:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            from faceeditor.cli import UserError
-
-            raise UserError(f"{path}: not a FaceEditor preset/edit file ({exc})") from exc
+            raise FaceEditorError(f"{path}: not a FaceEditor preset/edit file ({exc})") from exc

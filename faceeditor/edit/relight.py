@@ -21,6 +21,7 @@ The ratio is used on the skin only (a feathered mask of the face material), else
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -58,8 +59,6 @@ def apply_gain_u8(tile: np.ndarray, gain: np.ndarray) -> np.ndarray:
     """uint8 ``tile`` (H,W,3) times ``gain`` (H,W,3 float32), rounded: :func:`apply_gain` in the
     8-bit domain. One saturating ``cv2.multiply`` does the bulk; only the pixels it brightened
     above the knee (a few, usually) are redone in float with the roll-off."""
-    import cv2
-
     tile = np.ascontiguousarray(tile)
     out = cv2.multiply(tile, gain, dtype=cv2.CV_8U)
     over = (out > KNEE * 255.0) & (out > tile)

@@ -9,21 +9,19 @@ compositor (``"mesh"``, :mod:`faceeditor.edit.compose`) and, once trained, the n
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from faceeditor.core.progress import CancelCheck
 from faceeditor.edit.params import EditParams
-
-
-class RenderCancelled(Exception):
-    """Raised by a renderer whose ``cancel()`` callback returned True mid-render."""
 
 
 class PhotoRenderer(Protocol):
     name: str
 
     def render(self, edit: EditParams, scale: float = 1.0,
-               cancel: Callable[[], bool] | None = None) -> np.ndarray:
-        """Edited photo, uint8 (round(H*scale), round(W*scale), 3)."""
+               cancel: CancelCheck | None = None) -> np.ndarray:
+        """Edited photo, uint8 (round(H*scale), round(W*scale), 3); ``cancel()`` returning True raises
+        :class:`~faceeditor.core.errors.Cancelled`."""
         ...

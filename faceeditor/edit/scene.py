@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceeditor.fit.state import FaceState
+from faceeditor.core.state import FaceState
 from faceeditor.fit.synthetic import random_face_state, render_state
-from faceeditor.morphable.atlas import base_atlas
 from faceeditor.morphable.model import FaceModel
+from faceeditor.render.atlas import base_atlas
 
 
 @dataclass

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from faceeditor.edit.grid import Window, upsample
-from faceeditor.render.raster import Fragments, rasterize
+from faceeditor.render.fragments import Fragments
+from faceeditor.render.raster import rasterize
 
 
 def resample(win: Window, grid_map: np.ndarray, target: Window) -> np.ndarray:

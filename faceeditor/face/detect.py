@@ -2,7 +2,7 @@
 points) runs on a padded square crop around each, and everything is mapped back to the
 full-resolution photo.
 
-Pixel convention (:mod:`faceeditor.render.camera`): continuous coordinates, the top-left
+Pixel convention (:mod:`faceeditor.core.camera`): continuous coordinates, the top-left
 corner of pixel (0, 0) at (0, 0), pixel centres at +0.5. mediapipe's normalised coordinates
 times the image size are already in this frame. Landmark z is mediapipe's relative depth
 (smaller = nearer the camera, roughly zero at the face centre) in the same pixel scale as x.
@@ -12,8 +12,8 @@ and full-range models on the whole image, plus full-range on :data:`TILE_PX` til
 large, merged by IoU); each face is then cropped from the full-resolution photo at
 :data:`CROP_SCALE` times its box, resized to :data:`MESH_INPUT_PX` and meshed. When no
 usable face results, FaceMesh on the whole photo, then small tiles, are tried. The mediapipe
-graphs are built once per process (:func:`get_detector`) and guarded by a lock. Same input,
-same output: no randomness, fixed resampling.
+graphs live in a :class:`FaceDetector` that the caller builds once, keeps and passes on (its
+calls are serialised by a lock). Same input, same output: no randomness, fixed resampling.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from faceeditor.cli import UserError
+from faceeditor.core.errors import FaceTooSmallError, NoFaceError
+from faceeditor.face.landmarks68 import to_68
+from faceeditor.face.quiet import quiet_native_stderr
 
 # mediapipe/TFLite log to stderr through glog/absl: keep the console for our own messages
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from faceeditor.face.landmarks68 import to_68
-from faceeditor.face.quiet import quiet_native_stderr
 
 DETECT_MAX_SIDE = 1280  # long side of the photo seen by FaceDetection
 MESH_INPUT_PX = 512  # side of the square crop given to FaceMesh
@@ -44,18 +44,6 @@ TILE_PX = 640  # detection-image tiles for photos larger than 1.25 tiles (faces 
 SMALL_TILE_PX = 256  # tiles of the last-resort search when nothing usable was found
 
 Box = tuple[float, float, float, float]
-
-
-class NoFaceError(UserError):
-    """No usable face in the photo."""
-
-
-class FaceTooSmallError(NoFaceError):
-    """Faces were found, but all are smaller than the minimum size (they are in ``faces``)."""
-
-    def __init__(self, message: str, faces: list["Face"] | None = None) -> None:
-        super().__init__(message)
-        self.faces = list(faces or [])
 
 
 @dataclass
@@ -313,20 +301,19 @@ def _tile_starts(length: int, tile: int) -> list[int]:
     return [round(i * (length - tile) / (n - 1)) for i in range(n)]
 
 
-_default: FaceDetector | None = None
-_default_lock = threading.Lock()
-
-
 def get_detector() -> FaceDetector:
-    """The process-wide detector (built on first use; building the graphs takes ~0.1-0.5 s)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = FaceDetector()
-        return _default
+    """A new detector for the caller to keep (building the graphs takes ~0.1-0.5 s): hold it and
+    pass it to :func:`detect_faces` (or call its :meth:`~FaceDetector.detect`) for every photo."""
+    return FaceDetector()
 
 
 def detect_faces(image: np.ndarray, max_faces: int = 8, min_face_px: float = MIN_FACE_PX,
-                 include_small: bool = False) -> list[Face]:
-    """Faces in a uint8 HxWx3 RGB photo, sorted by box area, largest first (see :meth:`FaceDetector.detect`)."""
-    return get_detector().detect(image, max_faces=max_faces, min_face_px=min_face_px, include_small=include_small)
+                 include_small: bool = False, detector: FaceDetector | None = None) -> list[Face]:
+    """Faces in a uint8 HxWx3 RGB photo, sorted by box area, largest first (see :meth:`FaceDetector.detect`).
+
+    ``detector``: the caller's detector; without one, a detector is built for this call and closed
+    after it (same faces, but the graphs are built each time)."""
+    if detector is not None:
+        return detector.detect(image, max_faces=max_faces, min_face_px=min_face_px, include_small=include_small)
+    with FaceDetector() as own:
+        return own.detect(image, max_faces=max_faces, min_face_px=min_face_px, include_small=include_small)

@@ -15,6 +15,10 @@ from typing import Callable
 
 import numpy as np
 
+from faceeditor.core.paths import shared_data_dir
+from faceeditor.face.detect import FaceDetector, NoFaceError
+from faceeditor.face.landmarks68 import to_68
+
 PTS_OFFSET = 0.5  # iBUG 1-based pixel centres -> project continuous coordinates
 
 
@@ -58,15 +62,16 @@ def face_frame_residual(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.stack([r @ u, r @ v], axis=1)
 
 
-def default_predict(min_face_px: float = 0.0, calibrated: bool = True) -> Callable[[np.ndarray], list[np.ndarray]]:
+def default_predict(min_face_px: float = 0.0, calibrated: bool = True,
+                    detector: FaceDetector | None = None) -> Callable[[np.ndarray], list[np.ndarray]]:
     """The detector as a predictor: image -> list of (68, 2) point sets, one per face found
-    (``calibrated=False``: the plain mediapipe->68 table, as used to measure the calibration)."""
-    from faceeditor.face.landmarks68 import to_68
-    from faceeditor.face.detect import NoFaceError, detect_faces
+    (``calibrated=False``: the plain mediapipe->68 table, as used to measure the calibration).
+    The predictor keeps ``detector`` (or a new one) for all its calls."""
+    detector = detector or FaceDetector()
 
     def predict(rgb: np.ndarray) -> list[np.ndarray]:
         try:
-            faces = detect_faces(rgb, min_face_px=min_face_px, include_small=True)
+            faces = detector.detect(rgb, min_face_px=min_face_px, include_small=True)
         except NoFaceError:
             return []
         return [to_68(f.landmarks, calibrated) for f in faces if f.landmarks is not None]
@@ -157,8 +162,6 @@ def cross_validated_nme(rows: list[dict], gts: dict[str, np.ndarray]) -> list[fl
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
-
-    from faceeditor.paths import shared_data_dir
 
     ap = argparse.ArgumentParser(prog="python -m faceeditor.face.evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("folder", nargs="?", type=Path, help="default: <shared data>/afw68")

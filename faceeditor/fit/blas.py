@@ -10,14 +10,14 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-from functools import lru_cache
 
 import numpy as np
 
 
-@lru_cache(maxsize=1)
 def single_thread_blas() -> bool:
-    """Set numpy's bundled OpenBLAS to one thread; returns False when it cannot be found."""
+    """Set numpy's bundled OpenBLAS to one thread; returns False when it cannot be found.
+
+    Idempotent and cheap (the library is already loaded): called by each new fitter."""
     libdir = os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs")
     for path in glob.glob(os.path.join(libdir, "*openblas*")):
         try:

@@ -10,7 +10,6 @@ perpendicular to the viewing ray, on the same side of the face as the point.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -37,8 +36,8 @@ class ContourCandidates:
     eligible: np.ndarray  # (17, C) bool: candidate may carry jaw point j (same side, similar height)
 
 
-@lru_cache(maxsize=4)
-def _candidates_cached(model_key: int, model: FaceModel) -> ContourCandidates:
+def build_contour_candidates(model: FaceModel) -> ContourCandidates:
+    """Candidate silhouette vertices of the lower face and their normal-gathering tables."""
     neutral = model.neutral.cpu().numpy()
     lm = model.landmarks68.cpu().numpy()
     eye_y = neutral[lm[[36, 45]], 1].mean()
@@ -82,7 +81,8 @@ def _candidates_cached(model_key: int, model: FaceModel) -> ContourCandidates:
 
 
 def contour_candidates(model: FaceModel) -> ContourCandidates:
-    return _candidates_cached(id(model), model)
+    """The model's contour candidates, built once and kept in ``model.derived``."""
+    return model.derived.get("fit.contour_candidates", lambda: build_contour_candidates(model))
 
 
 def jaw_side(j: int) -> int:

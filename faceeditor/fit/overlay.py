@@ -4,29 +4,27 @@ The wireframe (front-facing triangles of :attr:`FaceModel.skin_faces`) is drawn 
 mask at a fixed face scale (:data:`RENDER_FACE_PX`), then resampled onto the face's region of
 the photo and blended: line width and cost scale with the face, not the photo, so a
 12-megapixel photo costs about what a small one does. Where the face is small the mesh is
-coarsened by vertex clustering (cached) so its edges stay readable instead of a solid tint.
+coarsened by vertex clustering (kept in ``model.derived``) so its edges stay readable instead of a solid tint.
 """
 
 from __future__ import annotations
 
 import hashlib
-import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from faceeditor.fit.state import FaceState
-    from faceeditor.morphable.model import FaceModel
+from faceeditor.core.state import FaceState
+from faceeditor.fit.synthetic import state_vertices
+from faceeditor.morphable.model import FaceModel
 
 RENDER_FACE_PX = 640  # face size (px) at which the wireframe mask is drawn, 1 px lines
 MIN_EDGE_SPACING_PX = 6.0  # below this edge length (px) the mesh is drawn coarsened (vertex clustering)
 FACE_CM = 16.0  # about the width of the 68-point box on the ICT head (ear to ear at the jaw)
 NATIVE_EDGE_CM = 0.35  # typical edge length of the ICT skin mesh
-CLUSTER_CELLS_CM = (0.5, 0.7, 1.0, 1.4, 2.0)  # coarsening levels (cached per model)
+CLUSTER_CELLS_CM = (0.5, 0.7, 1.0, 1.4, 2.0)  # coarsening levels (each kept in model.derived)
 MESH_RGB = (90, 200, 255)
 DETECTOR_RGB = (40, 255, 40)
 FITTED_RGB = (255, 50, 200)
@@ -40,8 +38,6 @@ def _cv(pts: np.ndarray) -> np.ndarray:
 
 
 def _projected(state: FaceState, model: FaceModel) -> np.ndarray:
-    from faceeditor.fit.synthetic import state_vertices
-
     with torch.no_grad():
         return state.camera().project(state_vertices(model, state))[0].cpu().numpy().astype(np.float64)
 
@@ -81,9 +77,6 @@ def cluster_mesh(points: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np
     return used, cid, cf[np.sort(first)]
 
 
-_CLUSTER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(faces key, cell): mesh}
-
-
 def _wire_mesh(model: FaceModel, faces: np.ndarray, pix: np.ndarray, face_px: float) -> tuple[np.ndarray, np.ndarray]:
     """Projected points and triangles to draw: the mesh itself, or a clustered coarser one when the
     face is too small for its edges to stay :data:`MIN_EDGE_SPACING_PX` apart."""
@@ -91,11 +84,9 @@ def _wire_mesh(model: FaceModel, faces: np.ndarray, pix: np.ndarray, face_px: fl
     if want <= NATIVE_EDGE_CM:
         return pix, faces
     cell = next((c for c in CLUSTER_CELLS_CM if c >= want), CLUSTER_CELLS_CM[-1])
-    per_model = _CLUSTER_CACHE.setdefault(model, {})
-    key = (hashlib.blake2b(np.ascontiguousarray(faces).tobytes(), digest_size=8).hexdigest(), cell)
-    if key not in per_model:
-        per_model[key] = cluster_mesh(model.neutral.cpu().numpy(), faces, cell)
-    used, cid, cfaces = per_model[key]
+    key = ("fit.overlay_cluster", hashlib.blake2b(np.ascontiguousarray(faces).tobytes(), digest_size=8).hexdigest(),
+           cell)
+    used, cid, cfaces = model.derived.get(key, lambda: cluster_mesh(model.neutral.cpu().numpy(), faces, cell))
     n = int(cid.max()) + 1
     count = np.bincount(cid, minlength=n)
     mean = np.stack([np.bincount(cid, pix[used, j], minlength=n) for j in range(3)], 1) / count[:, None]

@@ -22,17 +22,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from faceeditor.fit.state import FaceState
+from faceeditor.core.camera import Camera
+from faceeditor.core.pose import transform
+from faceeditor.core.progress import check_progress
+from faceeditor.core.state import FaceState
+from faceeditor.fit.refine import refine_geometry
+from faceeditor.fit.sh_light import estimate_sh
 from faceeditor.fit.texture import unproject_texture
 from faceeditor.morphable.model import FaceModel
 from faceeditor.morphable.normals import vertex_normals
-from faceeditor.morphable.pose import transform
-from faceeditor.render.camera import Camera
 from faceeditor.render.interpolate import interpolate
 from faceeditor.render.raster import rasterize
-from faceeditor.render.sh import sh_basis
-
-ALBEDO_LEVEL = 0.6  # mean skin albedo the light/albedo split is normalised to
 
 
 @dataclass
@@ -72,46 +72,17 @@ def state_tensors(model: FaceModel, state: FaceState) -> dict[str, torch.Tensor]
             for k in ("identity", "expression", "rotation", "translation")}
 
 
-def estimate_sh(image: torch.Tensor, normals: torch.Tensor, mask: torch.Tensor, steps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Robust SH light (9,3 white) and albedo colour (3,) from skin pixels.
-
-    ``image`` (3,H,W), ``normals`` (3,H,W) unit, ``mask`` (H,W) bool.
-    """
-    I = image[:, mask].t().double()  # (N,3)
-    Y = sh_basis(normals[:, mask].t().double())  # (N,9)
-    w = torch.ones(len(I), dtype=torch.float64)
-    C = torch.zeros(9, 3, dtype=torch.float64)
-    for _ in range(max(1, steps)):
-        Yw = Y * w[:, None]
-        A = Yw.t() @ Y + 1e-4 * torch.eye(9, dtype=torch.float64)
-        C = torch.linalg.solve(A, Yw.t() @ I)
-        r = (Y @ C - I).norm(dim=1)
-        scale = 1.4826 * r.median().clamp(min=1e-3)
-        w = 1.0 / (1.0 + (r / (2.0 * scale)) ** 2)  # Cauchy weights
-    # rank-1 split C[k,c] = L[k] * rho[c]
-    U, S, Vh = torch.linalg.svd(C, full_matrices=False)
-    L, rho = U[:, 0] * S[0], Vh[0]
-    if rho.sum() < 0:
-        L, rho = -L, -rho
-    k = ALBEDO_LEVEL / rho.mean().clamp(min=1e-6)
-    rho, L = rho * k, L / k
-    return (L[:, None] * torch.ones(1, 3, dtype=torch.float64)).float(), rho.float()
-
-
 def fit_photometric(photo: np.ndarray, state: FaceState, model: FaceModel,
                     config: PhotometricConfig | None = None, progress=None) -> FaceState:
     """Add SH lighting, the albedo atlas and its confidence to ``state`` (a copy is returned).
 
     ``progress(stage, fraction, loss) -> bool`` is called per refinement step and per stage;
-    returning False raises :class:`faceeditor.fit.pipeline.FitCancelled`.
+    returning False raises :class:`~faceeditor.core.errors.Cancelled`.
     """
     cfg = config or PhotometricConfig()
 
     def report(stage: str, fraction: float, loss: float | None = None) -> None:
-        if progress is not None and progress(stage, fraction, loss) is False:
-            from faceeditor.fit.pipeline import FitCancelled
-
-            raise FitCancelled(f"fit cancelled during {stage}")
+        check_progress(progress, stage, fraction, loss, task="fit")
 
     t0 = time.perf_counter()
     state = state.copy()
@@ -119,8 +90,6 @@ def fit_photometric(photo: np.ndarray, state: FaceState, model: FaceModel,
     image = crop_photo(photo, box, cfg.crop).to(model.device)
     p = state_tensors(model, state)
     if cfg.refine_steps > 0:
-        from faceeditor.fit.refine import refine_geometry
-
         p = refine_geometry(model, image, cam, p, state, cfg, report)
         state.rotation = p["rotation"][0].detach().cpu().numpy()
         state.translation = p["translation"][0].detach().cpu().numpy()

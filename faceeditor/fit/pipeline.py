@@ -1,42 +1,28 @@
 """Photo -> fitted faces: detection, landmark fit (GAR eq. 12), photometric fit -> ``FaceState``.
 
 ``progress(stage, fraction, loss)`` is called between stages (and by long stages inside); it
-returns False to cancel, which raises :class:`FitCancelled`.
+returns False to cancel, which raises :class:`~faceeditor.core.errors.Cancelled`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Callable
 
 import numpy as np
 
-from faceeditor.cli import UserError
-from faceeditor.face.detect import Face, NoFaceError, detect_faces
+from faceeditor.core.progress import Progress, check_progress
+from faceeditor.core.state import FaceState
+from faceeditor.face.detect import Face, FaceDetector, NoFaceError, detect_faces
 from faceeditor.fit.landmarks import LandmarkFit, LandmarkFitConfig, LandmarkFitter
-from faceeditor.fit.state import FaceState
+from faceeditor.fit.photometric import PhotometricConfig, fit_photometric
 from faceeditor.morphable.model import FaceModel, load_face_model
 from faceeditor.render.sh import neutral_sh
 
-Progress = Callable[[str, float, "float | None"], bool]
-
-
-class FitCancelled(UserError):
-    """The user cancelled a fit through the progress callback."""
-
-
-_fitters: dict[int, LandmarkFitter] = {}
-_fitters_lock = threading.Lock()
-
 
 def get_fitter(model: FaceModel) -> LandmarkFitter:
-    """The shared landmark fitter of a model (its sliced bases are built once)."""
-    with _fitters_lock:
-        f = _fitters.get(id(model))
-        if f is None:
-            f = _fitters[id(model)] = LandmarkFitter(model, LandmarkFitConfig())
-        return f
+    """The model's landmark fitter with the default config: built once (its sliced bases take a
+    while) and kept in ``model.derived``, so it lives as long as the model its caller holds."""
+    return model.derived.get("fit.landmark_fitter", lambda: LandmarkFitter(model, LandmarkFitConfig()))
 
 
 def state_from_landmark_fit(face: Face, fit: LandmarkFit, image_size: tuple[int, int]) -> FaceState:
@@ -53,8 +39,7 @@ def state_from_landmark_fit(face: Face, fit: LandmarkFit, image_size: tuple[int,
 
 
 def _check(progress: Progress | None, stage: str, fraction: float, loss: float | None = None) -> None:
-    if progress is not None and progress(stage, fraction, loss) is False:
-        raise FitCancelled(f"fit cancelled during {stage}")
+    check_progress(progress, stage, fraction, loss, task="fit")
 
 
 def fit_face(rgb: np.ndarray, face: Face, model: FaceModel | None = None, photometric: bool = True,
@@ -67,8 +52,6 @@ def fit_face(rgb: np.ndarray, face: Face, model: FaceModel | None = None, photom
     state = state_from_landmark_fit(face, fit, (w, h))
     _check(progress, "landmarks", 1.0, fit.rms_px)
     if photometric:
-        from faceeditor.fit.photometric import PhotometricConfig, fit_photometric
-
         _check(progress, "photometric", 0.0)
         state = fit_photometric(rgb, state, model, PhotometricConfig(texture_size=texture_size,
                                                                      refine_steps=refine_steps), progress)
@@ -78,15 +61,17 @@ def fit_face(rgb: np.ndarray, face: Face, model: FaceModel | None = None, photom
 
 def fit_photo(rgb: np.ndarray, face_index: int | None = None, all_faces: bool = False, photometric: bool = True,
               texture_size: int = 512, progress: Progress | None = None, refine_steps: int = 0,
-              faces: list[Face] | None = None, model: FaceModel | None = None) -> list[FaceState]:
-    """Detect (unless ``faces`` are given) and fit: the largest face, face ``face_index`` (0-based,
-    largest first) or, with ``all_faces``, every usable face. Raises :class:`NoFaceError` when
-    there is nothing to fit and :class:`FitCancelled` when ``progress`` returns False."""
+              faces: list[Face] | None = None, model: FaceModel | None = None,
+              detector: FaceDetector | None = None) -> list[FaceState]:
+    """Detect (unless ``faces`` are given; with ``detector`` when the caller keeps one) and fit: the
+    largest face, face ``face_index`` (0-based, largest first) or, with ``all_faces``, every usable
+    face. Raises :class:`NoFaceError` when there is nothing to fit and `Cancelled` when
+    ``progress`` returns False."""
     t0 = time.perf_counter()
     model = model or load_face_model()
     _check(progress, "detect", 0.0)
     if faces is None:
-        faces = detect_faces(rgb)
+        faces = detect_faces(rgb, detector=detector)
     det_ms = (time.perf_counter() - t0) * 1000.0
     if face_index is not None and not 0 <= face_index < len(faces):
         raise NoFaceError(f"face {face_index + 1} requested but {len(faces)} face(s) found")

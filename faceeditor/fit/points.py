@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from faceeditor.morphable.model import FaceModel
 
@@ -76,8 +77,6 @@ class ModelSlices:
         return self.n_identity + self.n_expression
 
     def _add(self, ids: np.ndarray) -> None:
-        import torch
-
         m = self.model
         idx = torch.as_tensor(ids, device=m.device)
         mean = m.neutral[idx].double().cpu().numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from faceeditor.render.camera import Camera
+from faceeditor.core.camera import Camera
 from faceeditor.render.raster import rasterize
 
 

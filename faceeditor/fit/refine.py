@@ -16,45 +16,49 @@ depth). Off by default (``refine_steps=0``); ``faceeditor fit --refine N`` turns
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from faceeditor.fit.state import FaceState
+from faceeditor.core.camera import Camera
+from faceeditor.core.paths import resources_dir
+from faceeditor.core.pose import axis_angle_to_matrix, transform
+from faceeditor.core.state import FaceState
+from faceeditor.fit.sh_light import estimate_sh
+from faceeditor.io import load_rgb
 from faceeditor.morphable.model import FaceModel
 from faceeditor.morphable.normals import vertex_normals
-from faceeditor.morphable.pose import transform
-from faceeditor.paths import resources_dir
-from faceeditor.render.camera import Camera
+from faceeditor.render.atlas import atlas_uvs, base_atlas, render_face_ids
+from faceeditor.render.fragments import scatter_dense
 from faceeditor.render.interpolate import interpolate_packed, render, sample_texture
-from faceeditor.render.raster import rasterize, scatter_dense
+from faceeditor.render.raster import rasterize
 from faceeditor.render.sh import sh_shading
 
 N_ID = 60  # identity modes refined
 
 
-@lru_cache(maxsize=2)
 def mean_albedo(model: FaceModel) -> torch.Tensor:
-    """(1,3,Ha,Wa) mean face atlas (falls back to the base materials if it was not built)."""
+    """(1,3,Ha,Wa) mean face atlas (falls back to the base materials if it was not built); read
+    once and kept in ``model.derived``."""
+    return model.derived.get("fit.mean_albedo", lambda: _load_mean_albedo(model))
+
+
+def _load_mean_albedo(model: FaceModel) -> torch.Tensor:
     path = resources_dir() / "mean_texture.png"
     if path.is_file():
-        from faceeditor.io import load_rgb
-
         img = load_rgb(path).astype(np.float32) / 255.0
     else:
-        from faceeditor.morphable.atlas import base_atlas
-
         img = base_atlas(256, model=model)
     return torch.from_numpy(img).permute(2, 0, 1)[None].to(model.device)
 
 
-@lru_cache(maxsize=2)
 def refine_faces(model: FaceModel) -> torch.Tensor:
-    """Triangle indices rendered during refinement: the front face with eyes (no ears, neck, mouth interior)."""
-    from faceeditor.morphable.atlas import render_face_ids
+    """Triangle indices rendered during refinement: the front face with eyes (no ears, neck, mouth
+    interior); kept in ``model.derived``."""
+    return model.derived.get("fit.refine_faces", lambda: _refine_faces(model))
 
+
+def _refine_faces(model: FaceModel) -> torch.Tensor:
     ids = render_face_ids(model)
     f = model.faces[ids]
     region = model.face_region[ids]
@@ -66,21 +70,9 @@ def refine_faces(model: FaceModel) -> torch.Tensor:
     return ids[keep]
 
 
-def _axis_angle(w: torch.Tensor) -> torch.Tensor:
-    th = w.norm().clamp(min=1e-12)
-    k = w / th
-    zero = torch.zeros((), dtype=w.dtype)
-    K = torch.stack([torch.stack([zero, -k[2], k[1]]), torch.stack([k[2], zero, -k[0]]),
-                     torch.stack([-k[1], k[0], zero])])
-    return torch.eye(3, dtype=w.dtype) + torch.sin(th) * K + (1 - torch.cos(th)) * K @ K
-
-
 def refine_geometry(model: FaceModel, image: torch.Tensor, cam: Camera, p: dict[str, torch.Tensor],
                     state: FaceState, cfg, report=None) -> dict[str, torch.Tensor]:
     """Refined copies of ``p`` (identity, expression, rotation, translation; each (1,...)); ``image`` (3,S,S)."""
-    from faceeditor.fit.photometric import estimate_sh
-    from faceeditor.morphable.atlas import atlas_uvs
-
     ids = refine_faces(model)
     tri = model.faces[ids]
     uv_all, uv_faces = atlas_uvs(model)
@@ -108,7 +100,7 @@ def refine_geometry(model: FaceModel, image: torch.Tensor, cam: Camera, p: dict[
         ident = p["identity"].clone()
         ident[:, :N_ID] = ident[:, :N_ID] + did
         expr = (p["expression"] + dex).clamp(0, 1)
-        R = _axis_angle(w)[None] @ p["rotation"]
+        R = axis_angle_to_matrix(w)[None] @ p["rotation"]
         t = p["translation"] + dt
         v = transform(model.vertices(ident, expr), R, t)
         nrm = vertex_normals(v, model.faces)
@@ -140,4 +132,4 @@ def refine_geometry(model: FaceModel, image: torch.Tensor, cam: Camera, p: dict[
         ident = p["identity"].clone()
         ident[:, :N_ID] += did
         return {"identity": ident, "expression": (p["expression"] + dex).clamp(0, 1),
-                "rotation": _axis_angle(w)[None] @ p["rotation"], "translation": p["translation"] + dt}
+                "rotation": axis_angle_to_matrix(w)[None] @ p["rotation"], "translation": p["translation"] + dt}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from faceeditor.fit.state import FaceState
+from faceeditor.core.pose import euler_to_matrix
+from faceeditor.core.state import FaceState
+from faceeditor.face.detect import FaceDetector, NoFaceError
+from faceeditor.fit.pipeline import fit_photo
 from faceeditor.morphable.model import FaceModel
-from faceeditor.morphable.pose import euler_to_matrix
 from faceeditor.render.face_render import posed_vertices, render_face
 from faceeditor.render.sh import direction_from_angles, directional_sh
 
@@ -86,22 +88,24 @@ def smooth_background(size: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def synthetic_recovery(model: FaceModel, atlas: np.ndarray, n: int = 20, seed: int = 0,
-                       image_size: tuple[int, int] = (512, 512)) -> dict[str, list[float]]:
+                       image_size: tuple[int, int] = (512, 512),
+                       detector: FaceDetector | None = None) -> dict[str, list[float]]:
     """Render ``n`` random faces with ``atlas`` (float (2T,4T,3)), detect and landmark-fit them back.
 
     Returns per-face ``rotation_err_deg``, ``expression_mae`` (all 53 weights),
     ``expression_mae_active`` (the weights set in the ground truth) and ``detected`` (0/1).
+    ``detector``: the caller's (else one is built for these ``n`` faces).
     """
-    from faceeditor.face.detect import NoFaceError, detect_faces
-    from faceeditor.fit.pipeline import fit_photo
-
+    if detector is None:
+        with FaceDetector() as own:
+            return synthetic_recovery(model, atlas, n, seed, image_size, own)
     out: dict[str, list[float]] = {"rotation_err_deg": [], "expression_mae": [], "expression_mae_active": [],
                                    "yaw_err_deg": [], "detected": []}
     for i in range(n):
         truth = random_face_state(model, seed * 1000 + i, image_size)
         photo = render_state(model, truth, atlas, smooth_background(image_size, seed * 1000 + i))
         try:
-            faces = detect_faces(photo, max_faces=1)
+            faces = detector.detect(photo, max_faces=1)
         except NoFaceError:
             out["detected"].append(0.0)
             continue

@@ -1,6 +1,6 @@
 """UV texture from the photo: unprojection with visibility, symmetry fill, push-pull inpainting.
 
-Every texel of the face and head tiles of the atlas (:mod:`faceeditor.morphable.atlas`) is a
+Every texel of the face and head tiles of the atlas (:mod:`faceeditor.render.atlas`) is a
 fixed surface point (triangle + barycentrics, found once by rasterizing the mesh in UV space).
 For a fitted face, each texel's posed 3D point is projected into the photo and sampled where it
 is visible (depth within a tolerance of the z-buffer, normal facing the camera); the albedo is
@@ -12,15 +12,14 @@ is filled by push-pull (mean of the seen neighbourhood at ever coarser scales).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from faceeditor.morphable.atlas import base_atlas, tile_slice
+from faceeditor.core.camera import Camera
 from faceeditor.morphable.model import FaceModel
-from faceeditor.render.camera import Camera
+from faceeditor.render.atlas import base_atlas, tile_slice
 from faceeditor.render.raster import rasterize
 from faceeditor.render.sh import sh_shading
 
@@ -38,9 +37,14 @@ class TexelMap:
     bary: torch.Tensor  # (N,3)
 
 
-@lru_cache(maxsize=4)
 def texel_maps(model: FaceModel, tile: int) -> tuple[TexelMap, ...]:
-    """Texel -> surface maps for the photo-textured tiles (cached per model and tile size)."""
+    """Texel -> surface maps for the photo-textured tiles, built once per tile size and kept in
+    ``model.derived``."""
+    return model.derived.get(("fit.texel_maps", int(tile)), lambda: build_texel_maps(model, tile))
+
+
+def build_texel_maps(model: FaceModel, tile: int) -> tuple[TexelMap, ...]:
+    """Rasterize the photo-textured tiles in UV space: each covered texel's triangle and barycentrics."""
     out = []
     for region in PHOTO_TILES:
         fm = model.face_mask(region)

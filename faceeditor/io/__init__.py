@@ -3,7 +3,7 @@
 Policies (pixel limit, alpha, 16-bit, CMYK, ICC/EXIF) are documented in :mod:`faceeditor.io.image`.
 """
 
-from faceeditor.io.errors import ImageLoadError, ImageSaveError
+from faceeditor.core.errors import ImageLoadError, ImageSaveError
 from faceeditor.io.image import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_FORMATS,

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from faceeditor.core.errors import ImageLoadError
 from faceeditor.io import _convert, _meta
-from faceeditor.io.errors import ImageLoadError
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Largest image (width x height) :func:`load_image` decodes unless told otherwise."""
@@ -143,7 +143,7 @@ def load_image(
 ) -> LoadedImage:
     """Read a JPEG/PNG/WebP/TIFF/BMP (or GIF) photo; see the module docstring for the policy.
 
-    Raises :class:`ImageLoadError` (a ``UserError`` naming the file) for missing, empty,
+    Raises :class:`ImageLoadError` (a ``FaceEditorError`` naming the file) for missing, empty,
     non-image, truncated, corrupt or oversized files.
     """
     p = Path(path)

@@ -5,13 +5,13 @@ File layout (``stem`` = file name without extension, no whitespace)::
     stem.obj   mtllib stem.mtl / v x y z / vt u v / [vn x y z] / usemtl MAT / f v/vt[/vn] ...
     stem.mtl   newmtl MAT, Ka/Kd 1 (white, so the texture shows as it is), Ks 0, d 1,
                illum 1 (diffuse, no highlight: Blender then sets metallic 0), map_Kd stem.png
-    stem.png   the albedo atlas (:mod:`faceeditor.morphable.atlas` layout), rows top to bottom
+    stem.png   the albedo atlas (:mod:`faceeditor.render.atlas` layout), rows top to bottom
 
 Indices are 1-based; triangles are counter-clockwise seen from outside (front faces); UVs use
 the OBJ convention (v up, so v = 1 is the PNG's top row). Atlas UVs are deduplicated.
 
-Frames (:func:`write_face_mesh`): by default vertices are in the **camera frame** of the
-photo (``R v + t``, centimetres, :mod:`faceeditor.render.camera`): a camera at the origin
+Frames (:func:`faceeditor.fit.export.write_face_mesh`): by default vertices are in the **camera frame** of the
+photo (``R v + t``, centimetres, :mod:`faceeditor.core.camera`): a camera at the origin
 looking down -Z with the photo's focal length sees the mesh over the photo. In Blender (OBJ
 import defaults: forward -Z, up Y, so OBJ (x, y, z) -> Blender (x, -z, y)) that camera sits at
 the origin with rotation (90, 0, 0) degrees; focal_mm = focal_px * sensor_width_mm / image
@@ -26,15 +26,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
 from faceeditor.io.save import _atomic_write, save_image
-
-if TYPE_CHECKING:
-    from faceeditor.fit.state import FaceState
-    from faceeditor.morphable.model import FaceModel
 
 Frame = Literal["camera", "model"]
 
@@ -128,49 +124,6 @@ def write_textured_obj(folder: str | Path, stem: str, vertices: np.ndarray, face
     text = "".join(body).encode()
     _atomic_write(files.obj, lambda fh: fh.write(text))
     return files
-
-
-def face_mesh_arrays(state: FaceState, model: FaceModel, frame: Frame = "camera") -> dict[str, np.ndarray]:
-    """Vertices, normals, triangles and atlas UVs of a fitted head, ready for :func:`write_textured_obj`.
-
-    Triangles: the whole head without the sclera's corneal caps (they would hide the iris).
-    """
-    import torch
-
-    from faceeditor.fit.synthetic import state_vertices
-    from faceeditor.morphable.atlas import atlas_uvs, render_face_ids
-    from faceeditor.morphable.normals import vertex_normals
-
-    if frame not in ("camera", "model"):
-        raise ValueError(f"frame must be 'camera' or 'model', got {frame!r}")
-    with torch.no_grad():
-        if frame == "camera":
-            verts = state_vertices(model, state)[0]
-        else:
-            dev = model.device
-            verts = model.vertices(torch.as_tensor(state.identity, device=dev)[None],
-                                   torch.as_tensor(state.expression, device=dev)[None])[0]
-        keep = render_face_ids(model)
-        faces = model.faces[keep]
-        uv, faces_uv = atlas_uvs(model)
-        normals = vertex_normals(verts, faces)
-    return {"vertices": verts.cpu().numpy(), "normals": normals.cpu().numpy(), "faces": faces.cpu().numpy(),
-            "atlas_uv": uv.cpu().numpy(), "faces_uv": faces_uv[keep].cpu().numpy()}
-
-
-def write_face_mesh(folder: str | Path, stem: str, state: FaceState, model: FaceModel,
-                    texture: np.ndarray | None = None, frame: Frame = "camera", texture_size: int = 512) -> ObjFiles:
-    """Export a fitted head as ``stem.obj/.mtl/.png``: ``texture`` (uint8 atlas), else ``state.texture``,
-    else the plain material atlas (:func:`faceeditor.morphable.atlas.base_atlas`) of tile ``texture_size``."""
-    if texture is None:
-        texture = state.texture
-    if texture is None:
-        from faceeditor.morphable.atlas import base_atlas
-
-        texture = (base_atlas(texture_size, model=model) * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
-    arrays = face_mesh_arrays(state, model, frame)
-    return write_textured_obj(folder, stem, arrays["vertices"], arrays["faces"], arrays["atlas_uv"],
-                              arrays["faces_uv"], texture, normals=arrays["normals"])
 
 
 def read_obj(path: str | Path) -> ObjMesh:

@@ -12,8 +12,8 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
+from faceeditor.core.errors import ImageSaveError
 from faceeditor.io import _meta
-from faceeditor.io.errors import ImageSaveError
 from faceeditor.io.image import LoadedImage
 
 EXTENSIONS = {

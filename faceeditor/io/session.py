@@ -3,7 +3,7 @@
 A session file (``.fesession``) is a zip holding ``session.json`` (version, photo path, face
 index, the history as labelled :class:`~faceeditor.edit.document.EditState` dicts and its
 cursor, the photo's lighting as fitted), ``state.json`` and ``state.npz`` (the
-:class:`~faceeditor.fit.state.FaceState`). The photo itself is referenced, not copied. Files
+:class:`~faceeditor.core.state.FaceState`). The photo itself is referenced, not copied. Files
 are written atomically (temporary file + rename) so a crash never leaves half a session.
 
 The editor autosaves unsaved work to :func:`autosave_path` and offers it back on the next
@@ -22,16 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from faceeditor.cli import UserError
-from faceeditor.fit.state import FaceState
-from faceeditor.paths import user_dir
+from faceeditor.core.errors import SessionError
+from faceeditor.core.paths import user_dir
+from faceeditor.core.state import FaceState
 
 SESSION_VERSION = 1
 SUFFIX = ".fesession"
 
-
-class SessionError(UserError):
-    """A session file could not be read or written."""
 
 
 @dataclass

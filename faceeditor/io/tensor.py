@@ -5,18 +5,12 @@ torch is imported on first use so that reading and writing files does not load i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    import torch
+import torch
 
 
 def to_tensor(pixels: np.ndarray, device: str | torch.device | None = None) -> torch.Tensor:
     """uint8 HxWx3 -> float32 (1,3,H,W) in [0,1], contiguous, on ``device`` (default CPU)."""
-    import torch
-
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected a uint8 HxWx3 array, got {getattr(pixels, 'dtype', type(pixels))} "
                          f"{getattr(pixels, 'shape', '')}")
@@ -26,8 +20,6 @@ def to_tensor(pixels: np.ndarray, device: str | torch.device | None = None) -> t
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(3,H,W) or (1,3,H,W) float tensor in [0,1] -> uint8 HxWx3 (clamped, rounded; NaN -> 0)."""
-    import torch
-
     if image.ndim == 4:
         if image.shape[0] != 1:
             raise ValueError(f"expected a single image, got a batch of {image.shape[0]}")

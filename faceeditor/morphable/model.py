@@ -4,7 +4,7 @@
     v(alpha, beta) = neutral + sum_i alpha_i * identity_i + sum_j beta_j * expression_j
 
 Identity coefficients are ~N(0, 1) (the first ``k <= 100`` may be given); expression weights are
-ARKit blendshapes in [0, 1] (``_L`` = subject's left = +X). Frame and units: see ``pose.py``.
+ARKit blendshapes in [0, 1] (``_L`` = subject's left = +X). Frame and units: see :mod:`faceeditor.core.pose`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faceeditor.paths import resources_dir
+from faceeditor.core.device import get_device
+from faceeditor.core.paths import resources_dir
+from faceeditor.morphable.derived import DerivedTables
 
 EYE_REGIONS = ("M_ScleraLeft", "M_IrisLeft", "M_ScleraRight", "M_IrisRight")
 _ALIASES = {"eyes": EYE_REGIONS, "head": ("M_BackHead",), "sclera": ("M_ScleraLeft", "M_ScleraRight"),
@@ -45,7 +47,9 @@ class FaceModel:
     ``vertex_region`` (V,) into ``vertex_region_names``; ``landmarks68`` (68,); ``mirror`` (V,)
     and ``mirror_uv`` (U,) left/right maps; ``expression_names``, ``expression_mirror`` (53,),
     ``expression_pairs`` (K,2) (L, R); ``vertex_sets`` (ICT's "fitting", "rigid", "lap_rigid"
-    vertex lists); ``mp478_face``/``mp478_bary`` (mediapipe correspondences) or None.
+    vertex lists); ``mp478_face``/``mp478_bary`` (mediapipe correspondences) or None;
+    ``derived`` (:class:`~faceeditor.morphable.derived.DerivedTables`) the tables that higher
+    layers build from this model once (fitter, contour candidates, texel maps).
     """
 
     def __init__(self, arrays: Mapping[str, np.ndarray], device: str | torch.device = "cpu") -> None:
@@ -87,6 +91,7 @@ class FaceModel:
         self.set_landmark_map(arrays)
         self._subset_cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()  # the loaded model is shared by GUI, fit and render threads
+        self.derived = DerivedTables()
 
     def set_landmark_map(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Detector-landmark correspondences on the surface (``trainers/build_landmark_map.py``):
@@ -236,6 +241,7 @@ class FaceModel:
         new.identity_basis = new.basis[: self.n_identity].view(self.n_identity, self.n_vertices, 3)
         new.expression_basis = new.basis[self.n_identity:].view(self.n_expression, self.n_vertices, 3)
         new.device, new._subset_cache, new._lock = dev, OrderedDict(), threading.Lock()
+        new.derived = DerivedTables()
         return new
 
 
@@ -245,8 +251,14 @@ def _load_cached(path: str, device: str) -> FaceModel:
 
 
 def load_face_model(device: str | torch.device | None = None, path: str | Path | None = None) -> FaceModel:
-    """The shared, loaded face model (one per path and device); default device from ``faceeditor.device``."""
+    """The shared, loaded face model (one per path and device); default device from ``faceeditor.core.device``.
+
+    The one module-level cache left in the package, on purpose: loading takes ~0.5 s and ~60 MB,
+    and the app, jobs, neural inversion, commands, benches and trainers all call this expecting
+    the same model back cheaply (e.g. ``jobs.photo_edit`` once per edit). Code that owns its
+    model should load it with :meth:`FaceModel.load` and pass it on; the tables derived from a
+    model live on the model (``model.derived``), not here.
+    """
     if device is None:
-        from faceeditor.device import get_device
         device = get_device()
     return _load_cached(str(Path(path) if path else default_model_path()), str(torch.device(device)))

@@ -14,7 +14,7 @@ scale multiplies the focal length, the principal point moves with the transform,
 in-plane rotation becomes a roll of the camera about its z axis, applied to the head's R and t.
 A head rendered with the crop camera therefore lines up with the crop pixel for pixel.
 
-Coordinates follow :mod:`faceeditor.render.camera` (continuous pixels, top-left corner of
+Coordinates follow :mod:`faceeditor.core.camera` (continuous pixels, top-left corner of
 pixel (0, 0) at (0, 0)). A matrix ``M`` (2,3) maps photo pixels to crop pixels:
 ``crop = M[:, :2] @ photo + M[:, 2]``.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 # Template points in units of the crop side: right eye centre (image left), left eye centre,
@@ -98,8 +99,6 @@ def invert_matrix(M: np.ndarray) -> np.ndarray:
 def warp_image(rgb: np.ndarray, M: np.ndarray, size: int, border: str = "reflect") -> np.ndarray:
     """The aligned ``size`` x ``size`` crop of a uint8 photo (bilinear; area-filtered when shrinking
     by more than 1.5x). ``border``: ``reflect`` (default) or ``constant`` (black)."""
-    import cv2
-
     M = np.asarray(M, np.float64)
     s, _ = matrix_parts(M)
     mode = cv2.BORDER_REFLECT_101 if border == "reflect" else cv2.BORDER_CONSTANT
@@ -164,8 +163,6 @@ def photo_pose(M: np.ndarray, rotation: np.ndarray, translation: np.ndarray, foc
 def aligned_crop(rgb: np.ndarray, lm68: np.ndarray, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """The network input of a photo's face: (``size`` crop uint8, photo -> crop matrix). Made as the
     dataset does (256 px warp, 2x2 area-downsampled for 128) so that inputs match training."""
-    import cv2
-
     M = align_matrix(lm68, 256)
     crop = warp_image(rgb, M, 256)
     if size == 256:

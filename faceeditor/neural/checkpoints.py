@@ -3,32 +3,34 @@
 
 ``load_network(name)`` builds the network class registered for ``name`` from the stored
 architecture, loads the weights in float32, and returns it for inference (eval mode, conv+BN
-folded, channels-last), cached per (name, device). Names: ``normal_net`` (N), ``face_regressor`` (FR), ``identity_net`` (R).
+folded, channels-last). Each call reads the file: the caller keeps the network it loaded (no
+module-level cache). Names: ``normal_net`` (N), ``face_regressor`` (FR), ``identity_net`` (R).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 from pathlib import Path
 
 import torch
 
-from faceeditor.paths import resources_dir
+from faceeditor.core.device import get_device
+from faceeditor.core.paths import resources_dir
+from faceeditor.neural.identity import IdentityNet
+from faceeditor.neural.layers import prepare_for_cpu
+from faceeditor.neural.normals import NormalNet
+from faceeditor.neural.regressor import FaceRegressor
 
 FORMAT = "faceeditor-weights-1"
+TRAINERS = {"normal_net": "normals", "face_regressor": "regressor", "identity_net": "identity"}  # trainers/train_*.py
 
 
 def network_class(name: str) -> type[torch.nn.Module]:
     if name == "normal_net":
-        from faceeditor.neural.normals import NormalNet
         return NormalNet
     if name == "face_regressor":
-        from faceeditor.neural.regressor import FaceRegressor
         return FaceRegressor
     if name == "identity_net":
-        from faceeditor.neural.identity import IdentityNet
         return IdentityNet
     raise KeyError(f"unknown network {name!r}")
 
@@ -64,27 +66,12 @@ def load_weights(path: Path, cls: type[torch.nn.Module], device: str | torch.dev
         raise ValueError(f"{path}: not a FaceEditor weight file")
     model = cls(**blob["arch"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
-    from faceeditor.neural.layers import prepare_for_cpu
-
     return prepare_for_cpu(model.to(device))
 
 
-_lock = threading.Lock()
-
-
-@functools.lru_cache(maxsize=8)
-def _load(name: str, device: str, path: str) -> torch.nn.Module:
-    return load_weights(Path(path), network_class(name), device)
-
-
 def load_network(name: str, device: str | torch.device | None = None) -> torch.nn.Module:
-    """The shipped network ``name`` (eval mode, cached). Raises FileNotFoundError when not trained yet."""
+    """The shipped network ``name`` (eval mode), loaded from disk. Raises FileNotFoundError when not trained yet."""
     path = weights_path(name)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} missing (train it: python -m trainers.train_"
-                                f"{ {'normal_net': 'normals', 'face_regressor': 'regressor', 'identity_net': 'identity'}.get(name, name)})")
-    if device is None:
-        from faceeditor.device import get_device
-        device = get_device()
-    with _lock:
-        return _load(name, str(torch.device(device)), str(path))
+        raise FileNotFoundError(f"{path} missing (train it: python -m trainers.train_{TRAINERS.get(name, name)})")
+    return load_weights(path, network_class(name), torch.device(device) if device is not None else get_device())

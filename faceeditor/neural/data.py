@@ -40,8 +40,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
+
+from faceeditor.core.paths import REPO_DIR
+from faceeditor.neural.align import invert_matrix, transform_points
+from faceeditor.neural.labels import decode_normals, face_mask
+from faceeditor.render.sh import sh_shading
 
 FORMAT_VERSION = 1
 SIZES = (256, 128)
@@ -57,7 +63,6 @@ def default_root() -> Path:
     env = os.environ.get("FACEEDITOR_DATASET")
     if env:
         return Path(env)
-    from faceeditor.paths import REPO_DIR
 
     return REPO_DIR / "cache" / "dataset"
 
@@ -79,16 +84,12 @@ def pack_blobs(items: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
-    import cv2
-
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return buf.tobytes()
 
 
 def encode_png(a: np.ndarray) -> bytes:
-    import cv2
-
     img = a[:, :, ::-1] if a.ndim == 3 else a
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(img), [cv2.IMWRITE_PNG_COMPRESSION, 3])
     assert ok
@@ -97,8 +98,6 @@ def encode_png(a: np.ndarray) -> bytes:
 
 def decode(blob: np.ndarray | bytes, color: bool) -> np.ndarray:
     """JPEG/PNG bytes -> uint8 (H,W,3) RGB (``color``) or (H,W)."""
-    import cv2
-
     buf = np.frombuffer(blob, np.uint8) if isinstance(blob, (bytes, bytearray)) else blob
     if color:
         return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
@@ -194,8 +193,6 @@ def load_table(root: Path | None = None, split: str = "train", size: int = 128, 
 def valid_mask(align256: np.ndarray, image_size: np.ndarray, size: int) -> np.ndarray:
     """(S,S) bool: pixels of a ``size`` crop whose centre maps inside the photo (``align256`` is the
     photo -> 256-crop matrix of the sample, ``image_size`` (w, h))."""
-    from faceeditor.neural.align import invert_matrix, transform_points
-
     g = (np.arange(size) + 0.5) * (256.0 / size)
     xs, ys = np.meshgrid(g, g)
     src = transform_points(np.stack([xs.ravel(), ys.ravel()], 1), invert_matrix(align256))
@@ -236,9 +233,6 @@ class FaceDataset(torch.utils.data.Dataset):
         return len(self.table)
 
     def __getitem__(self, i: int) -> dict:
-        from faceeditor.neural.labels import decode_normals, face_mask
-        from faceeditor.render.sh import sh_shading
-
         t = self.table
         a = t.arrays
         img = torch.from_numpy(decode(t.blob("image", i), True)).permute(2, 0, 1).float() / 255.0

@@ -10,6 +10,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceeditor.core.pose import matrix_to_euler
+from faceeditor.neural.identity import best_threshold, make_pairs, pair_distances, verification_accuracy
+from faceeditor.neural.labels import MOUTH, SKIN
+from faceeditor.neural.normals import angular_error_deg
+from faceeditor.neural.regressor import project_points
+
 
 def images_to_tensor(u8: np.ndarray) -> torch.Tensor:
     """(B,H,W,3) uint8 -> (B,3,H,W) float in [0,1], channels-last."""
@@ -24,8 +30,6 @@ def _on(net, x: torch.Tensor) -> torch.Tensor:
 
 def normal_targets(normal_u8: np.ndarray, region_u8: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """uint8 maps -> (unit normals (B,3,H,W), face mask (B,1,H,W), head mask (B,1,H,W))."""
-    from faceeditor.neural.labels import MOUTH, SKIN
-
     n = torch.from_numpy(np.array(normal_u8)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     n = F.normalize(n, dim=1)
     r = torch.from_numpy(np.array(region_u8))[:, None]
@@ -38,8 +42,6 @@ def normal_targets(normal_u8: np.ndarray, region_u8: np.ndarray) -> tuple[torch.
 def evaluate_normals(net, images: np.ndarray, normals: np.ndarray, regions: np.ndarray, limit: int | None = None,
                      batch: int = 32) -> dict:
     """N: mean/median angular error (degrees) in the fitted face mask, and the predicted mask's IoU."""
-    from faceeditor.neural.normals import angular_error_deg
-
     n = len(images) if limit is None else min(limit, len(images))
     errs, inter, union = [], 0.0, 0.0
     for a in range(0, n, batch):
@@ -75,8 +77,6 @@ def fit_targets(model, a: dict, anchor: np.ndarray, sets: list[dict], chunk: int
     """Per-sample FR targets from the fitted parameters (crop camera of the table's size): the
     anchor's pixel ``uv``, ``log_scale`` = log(focal / anchor depth), and ``points``, the
     projected landmark sets (B, 68 [+478], 2)."""
-    from faceeditor.neural.regressor import project_points
-
     R = torch.from_numpy(np.asarray(a["rotation"])).float()
     t = torch.from_numpy(np.asarray(a["translation"])).float()
     f = torch.from_numpy(np.asarray(a["focal"])).float()
@@ -99,9 +99,6 @@ def evaluate_regressor(net, model, images: np.ndarray, a: dict, targets: dict | 
                        limit: int | None = None, batch: int = 32) -> dict:
     """FR vs the fit: yaw/pitch/roll errors (degrees) and NME68 (FR's projected 68 landmark
     vertices vs the fit's, over the fit's outer-eye distance)."""
-    from faceeditor.morphable.pose import matrix_to_euler
-    from faceeditor.neural.regressor import project_points
-
     n = len(images) if limit is None else min(limit, len(images))
     if targets is None:
         targets = fit_targets(model, {k: a[k][:n] for k in ("rotation", "translation", "focal", "principal",
@@ -141,8 +138,6 @@ def embed(net, images: np.ndarray, idx: np.ndarray | None = None, batch: int = 6
 
 
 def lfw_pairs(a: dict, seed: int, max_per_person: int) -> tuple[np.ndarray, np.ndarray]:
-    from faceeditor.neural.identity import make_pairs
-
     return make_pairs(a["person_id"], np.asarray(a["source"]) == "lfw", max_per_person, seed)
 
 
@@ -154,8 +149,6 @@ def evaluate_identity(net, val_images: np.ndarray, val: dict, train: dict, train
                       threshold: float | None = None, seed: int = 0) -> dict:
     """R and the dlib teacher on balanced val-person pairs. Thresholds are chosen on training-person
     pairs (R's from ``train_images`` unless ``threshold`` is given, e.g. from R's manifest)."""
-    from faceeditor.neural.identity import best_threshold, pair_distances, verification_accuracy
-
     vp, vsame = lfw_pairs(val, seed, VAL_PAIRS_PER_PERSON)
     tp, tsame = lfw_pairs(train, seed + 1, TRAIN_PAIRS_PER_PERSON)
     ev = embed(net, val_images, vp.ravel())

@@ -11,7 +11,9 @@ camera):
 
 * ``cond`` (B, :data:`COND_CHANNELS`, S, S) = :func:`condition_map`: the unit normal map n (0 off
   the head) and a one-hot of the region labels 1-5 (:mod:`faceeditor.neural.labels`: skin, eyes,
-  mouth, outer face, head/neck), all functions of the geometry (alpha, beta, theta).
+  mouth, outer face, head/neck), all functions of the geometry (alpha, beta, theta). Channels:
+  :data:`NORMAL_CHANNELS` then :data:`REGION_CHANNELS`; read them with :func:`normals_of`,
+  :func:`regions_of` and :func:`region_of`, never by raw slices.
 * ``shading`` (B,3,S,S) = :func:`shading_map`: the SH irradiance of the normal map (RGB, 0 off the
   head). Beyond the paper: lighting is an explicit input instead of being hidden in z.
 * ``z`` (B, z_dim) ~ N(0, I) (or ``w`` directly); ``noise`` per layer (:meth:`Generator.make_noise`).
@@ -47,9 +49,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from faceeditor.neural.labels import MOUTH, REGION_NAMES, SKIN
+from faceeditor.render.sh import sh_shading
+
 NAME = "gar_generator"
-COND_CHANNELS = 8  # normal (3) + one-hot regions 1..5
-N_REGIONS = 5
+N_REGIONS = len(REGION_NAMES) - 1  # region labels 1..5 (0 is the background: no channel)
+NORMAL_CHANNELS = slice(0, 3)  # the unit camera-frame normal (x, y, z), 0 off the head
+REGION_CHANNELS = slice(3, 3 + N_REGIONS)  # one-hot of the region labels 1..N_REGIONS, in label order
+COND_CHANNELS = REGION_CHANNELS.stop  # 8
 LRELU_GAIN = math.sqrt(2.0)
 DEFAULT_CHANNELS = {4: 256, 8: 256, 16: 128, 32: 96, 64: 48, 128: 24, 256: 16, 512: 8}
 
@@ -66,24 +73,44 @@ def condition_map(normal: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     return torch.cat([normal * head, onehot], 1)
 
 
+def region_channels(first: int = 1, last: int = N_REGIONS) -> slice:
+    """The condition channels of region labels ``first..last`` (inclusive, :mod:`faceeditor.neural.labels`)."""
+    if not 1 <= first <= last <= N_REGIONS:
+        raise ValueError(f"region labels {first}..{last} outside 1..{N_REGIONS}")
+    return slice(REGION_CHANNELS.start + first - 1, REGION_CHANNELS.start + last)
+
+
+def normals_of(cond: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) normal map of a condition map (0 off the head)."""
+    return cond[:, NORMAL_CHANNELS]
+
+
+def regions_of(cond: torch.Tensor, first: int = 1, last: int = N_REGIONS) -> torch.Tensor:
+    """(B,k,H,W) one-hot channels of region labels ``first..last`` of a condition map (all by default)."""
+    return cond[:, region_channels(first, last)]
+
+
+def region_of(cond: torch.Tensor, label: int) -> torch.Tensor:
+    """(B,1,H,W) one-hot channel of one region label, e.g. ``region_of(cond, SKIN)``."""
+    return cond[:, region_channels(label, label)]
+
+
 def head_mask(cond: torch.Tensor) -> torch.Tensor:
     """(B,1,H,W) head coverage of a condition map."""
-    return cond[:, 3:3 + N_REGIONS].sum(1, keepdim=True).clamp(max=1.0)
+    return regions_of(cond).sum(1, keepdim=True).clamp(max=1.0)
 
 
 def face_mask(cond: torch.Tensor) -> torch.Tensor:
     """(B,1,H,W) face mask of a condition map: skin, eyes, mouth (GAR eq. 6's P)."""
-    return cond[:, 3:6].sum(1, keepdim=True).clamp(max=1.0)
+    return regions_of(cond, SKIN, MOUTH).sum(1, keepdim=True).clamp(max=1.0)
 
 
 def shading_map(cond: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
     """SH irradiance (B,3,H,W) of the condition map's normals under ``sh`` (B,9,3) (or (9,3)),
     0 off the head (:func:`faceeditor.render.sh.sh_shading`)."""
-    from faceeditor.render.sh import sh_shading
-
     if sh.ndim == 2:
         sh = sh[None].expand(cond.shape[0], 9, 3)
-    n = cond[:, :3].float()
+    n = normals_of(cond).float()
     return sh_shading(n, sh.float()) * head_mask(cond).float()
 
 
@@ -390,7 +417,3 @@ class Generator(nn.Module):
             if r >= min_resolution:
                 out += [(f"blocks.{self.resolutions.index(r)}.{n}", p) for n, p in blk.named_parameters()]
         return out
-
-
-def count_parameters(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())

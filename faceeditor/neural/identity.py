@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from faceeditor.face.identity import SAME_PERSON_THRESHOLD
 from faceeditor.neural.layers import Encoder
 
 NAME = "identity_net"
@@ -214,8 +215,6 @@ def best_threshold(dist: np.ndarray, same: np.ndarray) -> float:
     """The distance threshold (same person when below) of highest accuracy on these pairs (dlib's
     0.6 when there are no pairs to choose on)."""
     if len(dist) == 0:
-        from faceeditor.face.identity import SAME_PERSON_THRESHOLD
-
         return SAME_PERSON_THRESHOLD
     order = np.sort(dist)
     cands = np.concatenate([[order[0] - 1e-6], (order[1:] + order[:-1]) / 2, [order[-1] + 1e-6]])

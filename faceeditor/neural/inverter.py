@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from faceeditor.neural.gar import COND_CHANNELS, EqualConv2d, EqualLinear
+from faceeditor.neural.gar import DEFAULT_CHANNELS as GCH
 
 NAME = "gar_inverter"
 DEFAULT_CHANNELS = {512: 16, 256: 16, 128: 24, 64: 48, 32: 96, 16: 128, 8: 192, 4: 192}
@@ -50,7 +51,6 @@ class Inverter(nn.Module):
                  channels: dict | None = None, mlp_layers: int = 4, hidden: int = 512,
                  cond_channels: int = COND_CHANNELS) -> None:
         super().__init__()
-        from faceeditor.neural.gar import DEFAULT_CHANNELS as GCH
 
         ch = {int(k): int(v) for k, v in (channels or DEFAULT_CHANNELS).items()}
         gch = {int(k): int(v) for k, v in (g_channels or GCH).items()}

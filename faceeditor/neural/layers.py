@@ -3,8 +3,6 @@ a strided encoder, input normalisation and the CPU inference settings (channels-
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -100,12 +98,14 @@ def prepare_for_cpu(model: nn.Module, fuse: bool = True) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-def autocast(enabled: bool = True, device: str = "cpu"):
-    """bf16 autocast on CPU (2-3x faster training on AVX512-BF16), a no-op when disabled."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=torch.bfloat16)
+def autocast(device: torch.device | str = "cpu", enabled: bool = True) -> torch.autocast:
+    """The networks' reduced precision: bf16 autocast on ``device`` (a :class:`torch.device` or a
+    device type such as ``"cpu"``); 1.3-3x faster on CPUs with AVX512-BF16, and G was trained under
+    it. ``enabled=False`` runs float32 (it also switches off an enclosing autocast)."""
+    device_type = device.type if isinstance(device, torch.device) else torch.device(device).type
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not) of ``model``."""
     return sum(p.numel() for p in model.parameters())

@@ -25,6 +25,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from faceeditor.neural.normals import angular_error_deg
+from faceeditor.neural.regressor import project_points
+
 EYE_FRACTION = 0.3  # template eye distance / crop side
 AUX_SIZE = 128  # N, FR and R were trained on 128 px crops: larger renders are area-downsampled first
 
@@ -68,8 +71,6 @@ def normal_consistency(N, image: torch.Tensor, normal: torch.Tensor, mask: torch
 
 def normal_angle_deg(N, image: torch.Tensor, normal: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean angle (degrees) between N(image) and ``normal`` in ``mask``, per image (B,)."""
-    from faceeditor.neural.normals import angular_error_deg
-
     pred = N(aux_input(image))[0].float()
     if normal.shape[-1] != AUX_SIZE:
         normal, mask = aux_input(normal), aux_input(mask) > 0.5
@@ -78,8 +79,6 @@ def normal_angle_deg(N, image: torch.Tensor, normal: torch.Tensor, mask: torch.T
 
 def landmarks68(FR, model, image: torch.Tensor) -> torch.Tensor:
     """FR's 68 landmark vertices projected with its parameters -> (B,68,2) crop pixels (differentiable)."""
-    from faceeditor.neural.regressor import project_points
-
     raw = FR(aux_input(image)).float()
     p = FR.decode(raw, size=AUX_SIZE)
     return project_points(model, p, index=model.landmarks68) * (image.shape[-1] / AUX_SIZE)

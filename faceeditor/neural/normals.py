@@ -1,9 +1,10 @@
 """N: the face normal estimator (GAR eq. 6's N): aligned face crop -> camera-frame normal map + face mask.
 
 A small U-Net: a residual encoder at 64/32/16/8 px (stride-2 stem on the 128 px crop), a decoder
-with skip connections back to 64 px (a residual block per level except the last), and a head predicting 3 normal channels (unit-normalised)
-and a face-mask logit, upsampled bilinearly to the input size (normal maps are smooth; the stem's
-stride keeps it within ~10 ms per 128 px image on one CPU thread).
+with skip connections back to 64 px (a residual block per level except the last), and a head
+predicting 3 normal channels (unit-normalised) and a face-mask logit, upsampled bilinearly to the
+input size (normal maps are smooth; the stem's stride keeps it within ~10 ms per 128 px image on
+one CPU thread).
 
 Input: (B,3,S,S) RGB in [0,1], aligned by :mod:`faceeditor.neural.align` (S = 128 by default; any
 multiple of 16 works). Output: normals (B,3,S,S), unit, camera frame (+z toward the camera,

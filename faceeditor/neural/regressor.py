@@ -23,11 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from faceeditor.core.pose import transform
+from faceeditor.fit.landmarks import FitInit
+from faceeditor.neural.align import aligned_crop, matrix_parts, photo_pose, roll_matrix
 from faceeditor.neural.layers import Encoder
+from faceeditor.render.sh import sh_basis
 
 NAME = "face_regressor"
 LOG_SCALE0 = 1.8  # log pixels per cm at the anchor in a 128 px crop (eye distance 0.3 x 128 px)
@@ -130,8 +135,6 @@ def project_points(model, p: FRParams | dict, index: torch.Tensor | None = None,
     :class:`FRParams` or a dict with rotation, translation, identity, expression, focal (B,) and
     principal (B,2) (e.g. the fitted targets of the dataset).
     """
-    from faceeditor.morphable.pose import transform
-
     g = (lambda k: getattr(p, k)) if isinstance(p, FRParams) else p.__getitem__
     if index is None:
         index = model.faces[face_ids].reshape(-1)
@@ -158,10 +161,6 @@ def regress_photo(net: FaceRegressor, rgb, lm68) -> dict:
     mapped back, so the principal point is generally not the photo centre), ``identity``,
     ``expression`` and ``sh`` (the light re-expressed in the photo's camera frame). A fast
     initialiser for the landmark fit."""
-    import numpy as np
-
-    from faceeditor.neural.align import aligned_crop, matrix_parts, photo_pose, roll_matrix
-
     crop, M = aligned_crop(rgb, lm68, net.size)
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255.0).contiguous(memory_format=torch.channels_last)
     p = net.decode(net(x.to(next(net.parameters()).device)))
@@ -177,10 +176,6 @@ def relabel_sh(sh, Q):
     """SH irradiance ``c`` (9,3) with ``c(n) = sh(Q n)`` for every unit n: the light of a frame
     rotated by ``Q`` (e.g. the crop camera, ``n_crop = Q n_photo``) expressed in the original
     frame. Fitted by least squares on sampled directions (exact: order 2 is closed under rotation)."""
-    import numpy as np
-
-    from faceeditor.render.sh import sh_basis
-
     g = np.random.default_rng(0).normal(size=(200, 3))
     n = torch.from_numpy(g / np.linalg.norm(g, axis=1, keepdims=True))
     Y = sh_basis(n).numpy()
@@ -192,8 +187,6 @@ def relabel_sh(sh, Q):
 def fit_init(net: FaceRegressor, rgb, lm68):
     """FR's regression of a photo's face as a starting point of the landmark fit
     (:class:`faceeditor.fit.landmarks.FitInit`)."""
-    from faceeditor.fit.landmarks import FitInit
-
     p = regress_photo(net, rgb, lm68)
     return FitInit(rotation=p["rotation"], identity=p["identity"], expression=p["expression"])
 

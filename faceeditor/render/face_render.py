@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 import torch
 
+from faceeditor.core.camera import Camera
+from faceeditor.core.pose import transform
 from faceeditor.morphable.model import FaceModel
 from faceeditor.morphable.normals import vertex_normals
-from faceeditor.morphable.pose import transform
-from faceeditor.render.camera import Camera
+from faceeditor.render.atlas import atlas_uvs, render_face_ids
+from faceeditor.render.fragments import Fragments, scatter_dense
 from faceeditor.render.interpolate import interpolate_packed, render, sample_texture
-from faceeditor.render.raster import Fragments, rasterize, scatter_dense
+from faceeditor.render.raster import rasterize
 from faceeditor.render.sh import sh_shading
 
 
@@ -36,12 +38,10 @@ def render_face(model: FaceModel, verts: torch.Tensor, camera: Camera, atlas: to
     """Render camera-frame ``verts`` (B,V,3) with ``atlas`` (B or 1,3,Ha,Wa) albedo and SH (B,9,3).
 
     ``faces`` restricts rendering to a subset of triangle indices (default: the whole head
-    without the corneal caps, :func:`faceeditor.morphable.atlas.render_face_ids`);
-    ``atlas_uv`` = :func:`faceeditor.morphable.atlas.atlas_uvs` (computed when omitted). With
+    without the corneal caps, :func:`faceeditor.render.atlas.render_face_ids`);
+    ``atlas_uv`` = :func:`faceeditor.render.atlas.atlas_uvs` (computed when omitted). With
     ``sh=None`` the albedo is shown unlit.
     """
-    from faceeditor.morphable.atlas import atlas_uvs, render_face_ids
-
     all_faces = model.faces
     uv, uv_faces = atlas_uv if atlas_uv is not None else atlas_uvs(model)
     sel = faces if faces is not None else render_face_ids(model)  # (F',) indices into model.faces

@@ -4,7 +4,7 @@
 with an optional texture and SH lighting (:mod:`faceeditor.render.sh` convention) into
 whatever framebuffer is bound on a moderngl context: the Qt viewport's, or an offscreen one
 from :func:`offscreen_context` (EGL, no display needed). The projection is
-:func:`faceeditor.render.camera.gl_projection`, so it matches the torch rasterizer pixel for pixel.
+:func:`faceeditor.core.camera.gl_projection`, so it matches the torch rasterizer pixel for pixel.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from faceeditor.render.raster import Fragments, scatter_dense
+from faceeditor.render.fragments import Fragments, scatter_dense
 
 Shader = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

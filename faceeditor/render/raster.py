@@ -14,85 +14,21 @@ which keeps interpolation and shading proportional to the face's area, not the i
 Silhouette gradients come from the optional soft layer (:mod:`faceeditor.render.soft`,
 Szabo et al. §5, ``../shared/papers/004_...txt`` eq. 6-12).
 
-Screen-space input follows :mod:`faceeditor.render.camera`: x, y in pixels (pixel centres at
+Screen-space input follows :mod:`faceeditor.core.camera`: x, y in pixels (pixel centres at
 +0.5), depth = -Z > 0. Vertices with depth <= NEAR_DEPTH cull their triangles (no clipping).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from faceeditor.render.camera import NEAR_DEPTH
+from faceeditor.core.camera import NEAR_DEPTH
+from faceeditor.render.fragments import Fragments
+from faceeditor.render.soft import soft_layer
 
 _KEY_EMPTY = torch.iinfo(torch.int64).max
 _INSIDE_EPS = 1e-5  # barycentric slack so shared edges leave no holes
 _MIN_AREA = 1e-8  # px^2; thinner triangles cover no pixel centre reliably
-
-
-@dataclass
-class Fragments:
-    """Covered pixels of a batch of rasterized meshes (packed, nearest surface only)."""
-
-    height: int
-    width: int
-    batch: int
-    pix: torch.Tensor  # (N,) long: flat pixel index b*H*W + y*W + x
-    face: torch.Tensor  # (N,) long: triangle index into ``faces``
-    bary: torch.Tensor  # (N,3) perspective-correct barycentrics (differentiable)
-    depth: torch.Tensor  # (N,) view depth -Z (differentiable)
-    soft: "SoftLayer | None" = None  # silhouette extension, when requested
-
-    @property
-    def batch_index(self) -> torch.Tensor:
-        return torch.div(self.pix, self.height * self.width, rounding_mode="floor")
-
-    def face_id_map(self) -> torch.Tensor:
-        """(B,H,W) long: triangle under each pixel, -1 for background."""
-        out = torch.full((self.batch * self.height * self.width,), -1, dtype=torch.long, device=self.pix.device)
-        out[self.pix] = self.face
-        return out.view(self.batch, self.height, self.width)
-
-    def mask(self) -> torch.Tensor:
-        """(B,1,H,W) float coverage (1 inside the mesh, 0 outside; no soft edge)."""
-        out = torch.zeros(self.batch * self.height * self.width, device=self.pix.device)
-        out[self.pix] = 1.0
-        return out.view(self.batch, 1, self.height, self.width)
-
-    def depth_map(self, background: float = 0.0) -> torch.Tensor:
-        """(B,1,H,W) view depth, ``background`` where uncovered (differentiable)."""
-        return scatter_dense(self.depth[:, None], self, background).squeeze(-1)
-
-
-@dataclass
-class SoftLayer:
-    """Pixels near a silhouette covered by the B-pixel extension of nearby triangles (eq. 9-11).
-
-    Each (pixel, triangle) *pair* holds the barycentrics of the triangle point nearest to the
-    pixel centre (``p*`` in eq. 9) and a weight ``1 - d/B``; ``alpha`` per soft pixel is the
-    max weight (eq. 11). Every tensor with a gradient is differentiable w.r.t. the vertices.
-    """
-
-    radius: float  # B, the extension width in pixels
-    pix: torch.Tensor  # (S,) flat pixel index of each soft pixel
-    alpha: torch.Tensor  # (S,) soft coverage in [0,1]
-    pair_slot: torch.Tensor  # (Q,) index into ``pix`` for each pair
-    pair_face: torch.Tensor  # (Q,) triangle of each pair
-    pair_bary: torch.Tensor  # (Q,3) perspective-correct barycentrics at the nearest point
-    pair_weight: torch.Tensor  # (Q,) 1 - d/B, >0
-
-
-def scatter_dense(values: torch.Tensor, frags: Fragments, background: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """Packed per-pixel values (N,C) -> dense (B,C,H,W), ``background`` elsewhere (differentiable)."""
-    B, H, W = frags.batch, frags.height, frags.width
-    C = values.shape[1]
-    if isinstance(background, torch.Tensor) and background.ndim == 4:
-        base = background.permute(0, 2, 3, 1).reshape(B * H * W, C)
-    else:
-        base = torch.full((B * H * W, C), float(background), dtype=values.dtype, device=values.device)
-    out = base.index_put((frags.pix,), values)
-    return out.view(B, H, W, C).permute(0, 3, 1, 2)
 
 
 def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +148,7 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, height: int, width: int
               soft_radius: float = 0.0, cull_backfaces: bool = False) -> Fragments:
     """Rasterize meshes given in screen space.
 
-    ``screen`` (B,V,3): pixel x, pixel y, view depth (see :func:`faceeditor.render.camera.project`);
+    ``screen`` (B,V,3): pixel x, pixel y, view depth (see :func:`faceeditor.core.camera.project`);
     ``faces`` (F,3) long, shared by the batch. ``soft_radius`` > 0 adds the soft silhouette layer
     of width B = ``soft_radius`` pixels for gradients at silhouettes (eq. 9-12 of 004).
     """
@@ -223,7 +159,5 @@ def rasterize(screen: torch.Tensor, faces: torch.Tensor, height: int, width: int
     bary, depth = barycentrics(screen, faces, pix, face, height, width)
     frags = Fragments(height, width, screen.shape[0], pix, face, bary, depth)
     if soft_radius > 0:
-        from faceeditor.render.soft import soft_layer
-
         frags.soft = soft_layer(screen, faces, frags, soft_radius)
     return frags

@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from faceeditor.render.raster import Fragments, SoftLayer
+from faceeditor.render.fragments import Fragments, SoftLayer
 
 
 def _neighbour_pairs(face_map: torch.Tensor, depth_map: torch.Tensor, reach: int,

@@ -1,6 +1,6 @@
 """Head pose: yaw/pitch/roll in degrees <-> rotation matrices, and the rigid transform.
 
-Frame (ICT model frame = camera frame of a head facing the camera, see ``render/camera.py``):
+Frame (ICT model frame = camera frame of a head facing the camera, see ``core/camera.py``):
 +X is the subject's left (the image's right), +Y up, the face looks toward +Z (at the camera).
 
 Angles, all in degrees, signs chosen so that each angle moves the face toward +X / +Y:
@@ -65,6 +65,24 @@ def matrix_to_euler(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     yaw = torch.where(locked, torch.atan2(-R[:, 2, 0], R[:, 0, 0]), torch.atan2(R[:, 0, 2], R[:, 2, 2]))
     roll = torch.where(locked, torch.zeros_like(pitch), torch.atan2(-R[:, 1, 0], R[:, 1, 1]))
     return torch.rad2deg(yaw), torch.rad2deg(pitch), torch.rad2deg(roll)
+
+
+def axis_angle_to_matrix(w: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula: axis-angle vectors (B,3) or (3,) (radians) -> rotations (B,3,3) or (3,3).
+
+    ``R = I + sin(th) K + (1 - cos(th)) K^2`` with ``K = [w / th]_x``; differentiable and exact at 0
+    (the identity). Works for any float dtype and device.
+    """
+    single = w.dim() == 1
+    v = w.reshape(-1, 3)
+    theta = v.norm(dim=1, keepdim=True).clamp(min=1e-12)  # clamped here so the gradient at 0 is [dw]_x
+    k = v / theta
+    K = torch.zeros(v.shape[0], 3, 3, device=v.device, dtype=v.dtype)
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    K = K - K.transpose(1, 2)
+    s, c = torch.sin(theta)[:, :, None], torch.cos(theta)[:, :, None]
+    R = torch.eye(3, device=v.device, dtype=v.dtype)[None] + s * K + (1 - c) * (K @ K)
+    return R[0] if single else R
 
 
 def transform(verts: torch.Tensor, R: torch.Tensor, t: torch.Tensor | None = None,

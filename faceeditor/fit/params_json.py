@@ -8,7 +8,7 @@ x1, y1]; ``pose`` {yaw, pitch, roll} degrees; ``translation`` [x, y, z] cm; ``fo
 ``landmarks68_source``, ``fov_deg``, ``version``, and ``conventions`` (the sign and frame
 conventions in words, so the file explains itself).
 
-:func:`read_params_json` rebuilds a :class:`~faceeditor.fit.state.FaceState` without texture
+:func:`read_params_json` rebuilds a :class:`~faceeditor.core.state.FaceState` without texture
 or neural latent; the rotation comes from ``rotation_matrix`` (exact), or from ``pose``.
 """
 
@@ -17,23 +17,24 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
-from faceeditor.cli import UserError
+from faceeditor import __version__
+from faceeditor.core.errors import ParamsFileError
+from faceeditor.core.pose import euler_to_matrix
+from faceeditor.core.state import FaceState
+from faceeditor.fit.synthetic import state_vertices
 from faceeditor.io.save import _atomic_write
-
-if TYPE_CHECKING:
-    from faceeditor.fit.state import FaceState
-    from faceeditor.morphable.model import FaceModel
+from faceeditor.morphable.model import FaceModel
 
 PARAMS_VERSION = 1
 
 CONVENTIONS = {
     "pose": "degrees; yaw > 0: the person turns to their own left (nose moves to the image's right); "
             "pitch > 0: looks up; roll > 0: head tilts toward their left shoulder (clockwise in the image); "
-            "rotation_matrix = R_y(yaw) R_x(-pitch) R_z(-roll) (faceeditor/morphable/pose.py)",
+            "rotation_matrix = R_y(yaw) R_x(-pitch) R_z(-roll) (faceeditor/core/pose.py)",
     "camera": "right-handed camera frame, +x right, +y up, the camera looks down -z (OpenGL); centimetres; "
               "posed vertex = rotation_matrix @ model_vertex + translation",
     "projection": "x_px = cx + focal_px * X / -Z, y_px = cy - focal_px * Y / -Z with (cx, cy) = principal_point",
@@ -46,9 +47,6 @@ CONVENTIONS = {
     "landmarks68": "iBUG-68 order, 0-based (point 36 = subject's right eye outer corner)",
 }
 
-
-class ParamsFileError(UserError):
-    """A params.json file could not be read."""
 
 
 def _floats(a, decimals: int | None = None) -> list:
@@ -77,10 +75,6 @@ def _jsonable(v):
 
 def projected_landmarks68(state: FaceState, model: FaceModel) -> np.ndarray:
     """(68,2) pixels: the model's 68 landmark vertices, posed and projected into the photo."""
-    import torch
-
-    from faceeditor.fit.synthetic import state_vertices
-
     with torch.no_grad():
         verts = state_vertices(model, state)[:, model.landmarks68]
         pix = state.camera().project(verts)[0, :, :2]
@@ -89,8 +83,6 @@ def projected_landmarks68(state: FaceState, model: FaceModel) -> np.ndarray:
 
 def params_dict(state: FaceState, model: FaceModel) -> dict:
     """The JSON-ready dict of ``state`` (see the module docstring for the keys)."""
-    from faceeditor import __version__
-
     if len(model.expression_names) != len(state.expression):
         raise ValueError(f"state has {len(state.expression)} expression weights, model {len(model.expression_names)}")
     if state.fitted_landmarks68 is not None:
@@ -139,8 +131,6 @@ def read_params_json(path: str | Path, model: FaceModel | None = None) -> FaceSt
     Expression weights are ordered by ``model.expression_names`` when a model is given (names
     must match), else in file order. Raises :class:`ParamsFileError` for unreadable files.
     """
-    from faceeditor.fit.state import FaceState
-
     path = Path(path)
     try:
         d = json.loads(path.read_text())
@@ -150,8 +140,6 @@ def read_params_json(path: str | Path, model: FaceModel | None = None) -> FaceSt
         if "rotation_matrix" in d:
             R = np.asarray(d["rotation_matrix"], np.float32).reshape(3, 3)
         else:
-            from faceeditor.morphable.pose import euler_to_matrix
-
             p = d["pose"]
             R = euler_to_matrix(float(p["yaw"]), float(p["pitch"]), float(p["roll"]))[0].numpy()
         expr = d["expression"]

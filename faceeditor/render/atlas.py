@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from faceeditor.morphable.model import FaceModel
+from faceeditor.render.interpolate import interpolate
+from faceeditor.render.raster import rasterize
 
 TILE_COLS, TILE_ROWS = 4, 2
 # material -> (column, row from the top)
@@ -78,9 +80,6 @@ def render_face_ids(model: FaceModel) -> torch.Tensor:
 
 def _paint_iris(model: FaceModel, tile: int) -> np.ndarray:
     """Iris tile (T,T,3): pupil, iris ring and white, painted by rasterizing the iris mesh in UV space."""
-    from faceeditor.render.interpolate import interpolate
-    from faceeditor.render.raster import rasterize
-
     region = "M_IrisLeft"
     fm = model.face_mask(region)
     tri_uv = model.faces_uv[fm]

@@ -1,12 +1,11 @@
-"""faceeditor.io: loading (formats, orientation, modes, 16-bit, CMYK, bad files), saving, tensors.
+"""faceeditor.io loading: formats, EXIF orientation, modes, 16-bit, CMYK and bad files.
 
-All fixture images are generated here in tmp_path; they are tiny, so the whole file runs in ~1 s.
+All fixture images are generated in tmp_path (:mod:`io_fixtures`); they are tiny, so the file runs in ~1 s.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import struct
 import time
 import zlib
@@ -14,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image, ImageCms, ImageFile, ImageOps
+from io_fixtures import H, W, exif_with, mad, reference, stored, write_png16, write_tiff16_rgb
+from PIL import Image, ImageFile, ImageOps
 
-from faceeditor.cli import UserError
+from faceeditor.core.errors import FaceEditorError
 from faceeditor.io import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,
@@ -26,94 +25,7 @@ from faceeditor.io import (
     load_image,
     load_rgb,
     save_image,
-    to_tensor,
-    to_uint8,
 )
-
-W, H = 32, 24
-
-
-# ---------------------------------------------------------------- fixture builders
-
-
-def reference(w: int = W, h: int = H) -> np.ndarray:
-    """Smooth, asymmetric RGB image: R rises along x, G along y, so all 8 flips/turns differ."""
-    x = np.arange(w)[None, :].repeat(h, 0)
-    y = np.arange(h)[:, None].repeat(w, 1)
-    return np.dstack([20 + x * 6, 30 + y * 8, 200 - (x + y) * 2]).astype(np.uint8)
-
-
-def sRGB_icc() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-def _chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-
-def write_png16(path: Path, a: np.ndarray, exif: bytes | None = None) -> Path:
-    """Minimal 16-bit PNG writer (gray, gray+alpha, RGB, RGBA), optional eXIf chunk."""
-    h, w = a.shape[:2]
-    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[1 if a.ndim == 2 else a.shape[2]]
-    raw = b"".join(b"\x00" + a[y].astype(">u2").tobytes() for y in range(h))
-    chunks = [_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))]
-    if exif:
-        chunks.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    chunks += [_chunk(b"IDAT", zlib.compress(raw)), _chunk(b"IEND", b"")]
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(chunks))
-    return path
-
-
-def write_tiff16_rgb(path: Path, a: np.ndarray, orientation: int = 1) -> Path:
-    """Minimal uncompressed little-endian 16-bit RGB TIFF writer with an Orientation tag."""
-    h, w, _ = a.shape
-    data = a.astype("<u2").tobytes()
-    n = 11
-    bps_off = 8 + 2 + 12 * n + 4
-    data_off = bps_off + 6
-    tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, bps_off), (259, 3, 1, 1), (262, 3, 1, 2),
-            (273, 4, 1, data_off), (274, 3, 1, orientation), (277, 3, 1, 3), (278, 3, 1, h),
-            (279, 4, 1, len(data)), (284, 3, 1, 1)]
-    ifd = struct.pack("<H", n)
-    for tag, typ, count, val in tags:
-        packed = struct.pack("<HH", val, 0) if typ == 3 and count == 1 else struct.pack("<I", val)
-        ifd += struct.pack("<HHI", tag, typ, count) + packed
-    body = b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
-    path.write_bytes(body + struct.pack("<HHH", 16, 16, 16) + data)
-    return path
-
-
-def exif_with(orientation: int | None = None, make: str | None = None) -> Image.Exif:
-    exif = Image.Exif()
-    if orientation is not None:
-        exif[0x0112] = orientation
-    if make is not None:
-        exif[0x010F] = make
-    return exif
-
-
-# Transpose that stores an upright image so that EXIF orientation o turns it back upright.
-STORE_FOR = {
-    1: None,
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_90,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_270,
-}
-
-
-def stored(ref: np.ndarray, orientation: int) -> Image.Image:
-    im = Image.fromarray(ref)
-    method = STORE_FOR[orientation]
-    return im if method is None else im.transpose(method)
-
-
-def mad(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
-
 
 # ---------------------------------------------------------------- formats
 
@@ -330,7 +242,7 @@ def _assert_load_error(path: Path, *words: str) -> ImageLoadError:
 
 
 def test_load_error_is_user_error() -> None:
-    assert issubclass(ImageLoadError, UserError) and issubclass(ImageSaveError, UserError)
+    assert issubclass(ImageLoadError, FaceEditorError) and issubclass(ImageSaveError, FaceEditorError)
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".png"])
@@ -394,113 +306,3 @@ def test_pixel_limit_is_ours_and_configurable(tmp_path: Path) -> None:
         load_image(small, max_pixels=W * H - 1)
     assert load_image(small, max_pixels=W * H).pixels.shape == (H, W, 3)
     assert load_image(small, max_pixels=None).pixels.shape == (H, W, 3)
-
-
-# ---------------------------------------------------------------- saving
-
-
-def test_jpeg_quality_and_size(tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    img = np.clip(reference(96, 64).astype(int) + rng.integers(-20, 20, (64, 96, 3)), 0, 255).astype(np.uint8)
-    sizes = {}
-    for q in (30, 75, 95):
-        path = save_image(tmp_path / f"q{q}.jpg", img, quality=q)
-        sizes[q] = path.stat().st_size
-        back = load_image(path)
-        assert back.pixels.shape == img.shape and back.jpeg_quality == q
-    assert sizes[30] < sizes[75] < sizes[95]
-    with pytest.raises(ValueError):
-        save_image(tmp_path / "bad.jpg", img, quality=0)
-
-
-def test_save_keeps_icc_and_exif_upright(tmp_path: Path) -> None:
-    icc = sRGB_icc()
-    ref = reference()
-    src = tmp_path / "src.jpg"
-    stored(ref, 6).save(src, quality=95, icc_profile=icc, exif=exif_with(6, "Acme"))
-    loaded = load_image(src)
-    assert loaded.icc_profile == icc and loaded.exif_orientation == 6
-    for ext in (".jpg", ".png", ".webp"):
-        out = save_image(tmp_path / f"out{ext}", loaded.pixels, like=loaded)
-        back = load_image(out)
-        assert back.icc_profile == icc, ext
-        assert back.exif_orientation == 1 and back.pixels.shape == ref.shape, ext
-        exif = Image.Exif()
-        exif.load(back.exif)
-        assert exif[0x010F] == "Acme", ext
-        assert mad(back.pixels, ref) < 3.0, ext
-    plain = load_image(save_image(tmp_path / "plain.png", ref))
-    assert plain.icc_profile is None and plain.exif is None
-
-
-def test_save_alpha_round_trip(tmp_path: Path) -> None:
-    ref = reference()
-    a = np.tile(np.linspace(0, 255, W).astype(np.uint8), (H, 1))
-    back = load_image(save_image(tmp_path / "a.png", ref, alpha=a), background=None)
-    np.testing.assert_array_equal(back.alpha, a)
-    np.testing.assert_array_equal(back.pixels, ref)
-    with pytest.raises(ImageSaveError, match="transparency"):
-        save_image(tmp_path / "a.jpg", ref, alpha=a)
-
-
-def test_save_errors(tmp_path: Path) -> None:
-    ref = reference()
-    with pytest.raises(ImageSaveError, match="unknown image extension") as info:
-        save_image(tmp_path / "out.xyz", ref)
-    assert "out.xyz" in str(info.value)
-    with pytest.raises(ImageSaveError, match="does not exist"):
-        save_image(tmp_path / "missing" / "out.png", ref)
-    with pytest.raises(ValueError):
-        save_image(tmp_path / "f.png", ref.astype(np.float32))
-    with pytest.raises(ValueError):
-        save_image(tmp_path / "g.png", ref[:, :, 0])
-
-
-def test_atomic_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = save_image(tmp_path / "photo.jpg", reference())
-    assert sorted(os.listdir(tmp_path)) == ["photo.jpg"]
-    before = path.read_bytes()
-
-    def crash(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
-        fp.write(b"\xff\xd8 half a jpeg")  # type: ignore[attr-defined]
-        raise OSError("disk on fire")
-
-    monkeypatch.setattr(Image.Image, "save", crash)
-    with pytest.raises(ImageSaveError, match="disk on fire"):
-        save_image(path, np.zeros((H, W, 3), np.uint8))
-    assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ["photo.jpg"]
-
-
-def test_overwrite_keeps_permissions(tmp_path: Path) -> None:
-    path = save_image(tmp_path / "p.png", reference())
-    os.chmod(path, 0o640)
-    save_image(path, np.zeros((H, W, 3), np.uint8))
-    assert (path.stat().st_mode & 0o777) == 0o640
-    np.testing.assert_array_equal(load_rgb(path), 0)
-
-
-# ---------------------------------------------------------------- tensors
-
-
-def test_to_tensor_and_back() -> None:
-    ref = reference()
-    t = to_tensor(ref)
-    assert t.shape == (1, 3, H, W) and t.dtype == torch.float32 and t.is_contiguous()
-    assert float(t.min()) >= 0.0 and float(t.max()) <= 1.0
-    assert torch.allclose(t[0, 1, 5, 7], torch.tensor(ref[5, 7, 1] / 255.0, dtype=torch.float32))
-    np.testing.assert_array_equal(to_uint8(t), ref)
-    np.testing.assert_array_equal(to_uint8(t[0]), ref)
-    every = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, 2)
-    np.testing.assert_array_equal(to_uint8(to_tensor(every)), every)
-
-
-def test_to_uint8_rounds_and_clamps() -> None:
-    t = torch.tensor([-0.5, 0.0, 0.31, 0.69, 1.0, 1.7, float("nan"), 100.4 / 255]).view(1, 1, 8).repeat(3, 1, 1)
-    out = to_uint8(t.requires_grad_())
-    assert out.dtype == np.uint8 and out.shape == (1, 8, 3)
-    np.testing.assert_array_equal(out[0, :, 0], [0, 0, 79, 176, 255, 255, 0, 100])
-    with pytest.raises(ValueError):
-        to_uint8(torch.zeros(2, 3, 4, 4))
-    with pytest.raises(ValueError):
-        to_tensor(np.zeros((4, 4), np.uint8))

@@ -1,8 +1,8 @@
 """``FaceState``: everything known about one face in one photo, serializable.
 
 Produced by the fitters (:mod:`faceeditor.fit`), extended by the neural inversion, consumed by
-the compositor, the GUI and the exporters. Geometry follows :mod:`faceeditor.morphable.pose`
-(posed point = R p + t, camera frame of :mod:`faceeditor.render.camera`); lighting follows
+the compositor, the GUI and the exporters. Geometry follows :mod:`faceeditor.core.pose`
+(posed point = R p + t, camera frame of :mod:`faceeditor.core.camera`); lighting follows
 :mod:`faceeditor.render.sh`. Arrays stay numpy here so the state can cross threads and files
 without torch; :meth:`FaceState.save` writes ``params.json`` (human-readable) + ``state.npz``.
 """
@@ -14,8 +14,45 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from faceeditor.core.camera import Camera
+from faceeditor.core.pose import matrix_to_euler
 
 STATE_VERSION = 1
+
+
+@dataclass
+class NeuralCode:
+    """What an inversion of the neural renderer learned about one face (GAR eq. 10 + pivotal tuning)."""
+
+    latent: np.ndarray  # renderer code z
+    noise: list[np.ndarray] = field(default_factory=list)  # per-layer noise maps
+    renderer_id: str = ""  # checkpoint the code belongs to
+    tuning: dict[str, np.ndarray] = field(default_factory=dict)  # pivotal-tuning deltas of the renderer's
+    #   parameters (name -> float16 array; faceeditor.neural.invert)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Arrays under the keys ``state.npz`` has always used."""
+        out = {"latent": np.asarray(self.latent)}
+        for i, n in enumerate(self.noise):
+            out[f"noise_{i}"] = np.asarray(n)
+        for k, v in self.tuning.items():
+            out[f"tuning:{k}"] = np.asarray(v)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], renderer_id: str | None) -> "NeuralCode | None":
+        """The code stored by :meth:`arrays`, or None when the state holds no latent."""
+        if "latent" not in arrays:
+            return None
+        noise_keys = sorted((k for k in arrays if k.startswith("noise_")), key=lambda s: int(s.split("_")[1]))
+        tuning = {k[len("tuning:"):]: np.array(v) for k, v in arrays.items() if k.startswith("tuning:")}
+        return cls(np.array(arrays["latent"]), [np.array(arrays[k]) for k in noise_keys], renderer_id or "", tuning)
+
+    def copy(self) -> "NeuralCode":
+        return NeuralCode(np.array(self.latent), [np.array(n) for n in self.noise], self.renderer_id,
+                          {k: np.array(v) for k, v in self.tuning.items()})
 
 
 @dataclass
@@ -36,13 +73,9 @@ class FaceState:
     detector_landmarks68: np.ndarray | None = None  # (68,2) detector points mapped to the iBUG-68 set
     fitted_landmarks68: np.ndarray | None = None  # (68,2) the fitted model's 68 points projected (jaw on
     #                                                the silhouette, as iBUG annotates it)
-    texture: np.ndarray | None = None  # (2T,4T,3) uint8 albedo atlas (faceeditor.morphable.atlas layout)
+    texture: np.ndarray | None = None  # (2T,4T,3) uint8 albedo atlas (faceeditor.render.atlas layout)
     texture_confidence: np.ndarray | None = None  # (2T,4T) uint8: 255 seen in the photo, lower = filled
-    latent: np.ndarray | None = None  # neural renderer code z (after inversion)
-    noise: list[np.ndarray] = field(default_factory=list)  # per-layer noise maps (after inversion)
-    renderer_id: str | None = None  # checkpoint the latent belongs to
-    renderer_tuning: dict[str, np.ndarray] = field(default_factory=dict)  # pivotal-tuning deltas of the
-    #   neural renderer's parameters (name -> float16 array; faceeditor.neural.invert)
+    neural: NeuralCode | None = None  # the neural renderer's code for this face (after inversion)
     timings_ms: dict[str, float] = field(default_factory=dict)
     fit_info: dict[str, object] = field(default_factory=dict)  # residuals, iterations, albedo, ...
 
@@ -50,22 +83,20 @@ class FaceState:
     @property
     def pose_degrees(self) -> dict[str, float]:
         """``{"yaw", "pitch", "roll"}`` in degrees (yaw > 0: the person turns to their left)."""
-        import torch
-
-        from faceeditor.morphable.pose import matrix_to_euler
-
         y, p, r = matrix_to_euler(torch.as_tensor(self.rotation, dtype=torch.float64)[None])
         return {"yaw": float(y[0]), "pitch": float(p[0]), "roll": float(r[0])}
+
+    def neural_code(self, renderer_id: str) -> NeuralCode | None:
+        """The neural code when it belongs to the renderer ``renderer_id``, else None."""
+        return self.neural if self.neural is not None and self.neural.renderer_id == renderer_id else None
 
     @property
     def centre(self) -> tuple[float, float]:
         w, h = self.image_size
         return self.principal if self.principal is not None else (w / 2.0, h / 2.0)
 
-    def camera(self, scale: float = 1.0):
-        """The photo's :class:`~faceeditor.render.camera.Camera`, optionally scaled."""
-        from faceeditor.render.camera import Camera
-
+    def camera(self, scale: float = 1.0) -> Camera:
+        """The photo's :class:`~faceeditor.core.camera.Camera`, optionally scaled."""
         cx, cy = self.centre
         cam = Camera(self.focal_px, int(self.image_size[0]), int(self.image_size[1]), cx, cy)
         return cam if scale == 1.0 else cam.scaled(scale)
@@ -75,21 +106,20 @@ class FaceState:
 
     # ----------------------------------------------------------------- serialization
     _ARRAY_FIELDS = ("rotation", "translation", "identity", "expression", "sh", "detector_landmarks",
-                     "detector_landmarks68", "fitted_landmarks68", "texture", "texture_confidence", "latent")
+                     "detector_landmarks68", "fitted_landmarks68", "texture", "texture_confidence")
 
     def _arrays(self) -> dict[str, np.ndarray]:
         out = {k: np.asarray(getattr(self, k)) for k in self._ARRAY_FIELDS if getattr(self, k) is not None}
-        for i, n in enumerate(self.noise):
-            out[f"noise_{i}"] = np.asarray(n)
-        for k, v in self.renderer_tuning.items():
-            out[f"tuning:{k}"] = np.asarray(v)
+        if self.neural is not None:
+            out.update(self.neural.arrays())
         return out
 
     def to_dict(self) -> dict:
         """JSON-ready scalars (arrays go to :meth:`_arrays`)."""
         d = asdict(self)
-        for k in (*self._ARRAY_FIELDS, "noise", "renderer_tuning"):
+        for k in (*self._ARRAY_FIELDS, "neural"):
             d.pop(k, None)
+        d["renderer_id"] = None if self.neural is None else self.neural.renderer_id
         d["version"] = STATE_VERSION
         d["image_size"] = list(map(int, self.image_size))
         d["face_box"] = [float(v) for v in self.face_box]
@@ -100,15 +130,11 @@ class FaceState:
     def from_dict(cls, d: dict, arrays: dict[str, np.ndarray]) -> "FaceState":
         d = dict(d)
         d.pop("version", None)
-        kw = {k: d[k] for k in ("focal_px", "detector_score", "renderer_id", "timings_ms", "fit_info") if k in d}
-        noise = [np.array(arrays[k]) for k in sorted((k for k in arrays if k.startswith("noise_")),
-                                                    key=lambda s: int(s.split("_")[1]))]
+        kw = {k: d[k] for k in ("focal_px", "detector_score", "timings_ms", "fit_info") if k in d}
         opt = {k: (np.array(arrays[k]) if k in arrays else None) for k in cls._ARRAY_FIELDS}
-        tuning = {k[len("tuning:"):]: np.array(v) for k, v in arrays.items() if k.startswith("tuning:")}
         return cls(image_size=tuple(d["image_size"]), face_box=tuple(d["face_box"]),
-                   principal=None if d.get("principal") is None else tuple(d["principal"]), noise=noise,
-                   renderer_tuning=tuning,
-                   **{k: v for k, v in opt.items()}, **kw)
+                   principal=None if d.get("principal") is None else tuple(d["principal"]),
+                   neural=NeuralCode.from_arrays(arrays, d.get("renderer_id")), **opt, **kw)
 
     def save(self, folder: Path) -> None:
         """Write ``state.json`` + ``state.npz`` into ``folder`` (created)."""

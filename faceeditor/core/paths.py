@@ -6,7 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # faceeditor/
 REPO_DIR = PACKAGE_DIR.parent
 
 

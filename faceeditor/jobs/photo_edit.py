@@ -1,7 +1,7 @@
 """Edit a photo file end to end: load, fit the face(s), composite the edit, save like the input.
 
-Shared by ``faceeditor edit`` and ``faceeditor batch`` (and usable from scripts). The fitter
-(:func:`faceeditor.fit.pipeline.fit_photo`) is imported lazily, when a photo is first fitted.
+Shared by ``faceeditor edit`` and ``faceeditor batch`` (and usable from scripts); the fitter is
+:func:`faceeditor.fit.pipeline.fit_photo` unless the caller passes another.
 """
 
 from __future__ import annotations
@@ -14,18 +14,20 @@ from typing import Callable
 
 import numpy as np
 
-from faceeditor.cli import UserError
+from faceeditor.core.errors import FaceEditorError
+from faceeditor.edit.args import check_expression_names, edit_for_face
 from faceeditor.edit.params import EditParams
+from faceeditor.face.detect import NoFaceError
+from faceeditor.fit.pipeline import fit_photo
+from faceeditor.io import format_for_path, load_image, save_image
+from faceeditor.jobs.renderers import make_renderer
+from faceeditor.morphable import load_face_model
 
 FaceChoice = int | str | None  # 1-based index (as `faceeditor detect` numbers faces), "all", or None = face 1
 
 
 def fitter() -> Callable:
-    """``fit_photo`` from :mod:`faceeditor.fit.pipeline` (UserError while it does not exist)."""
-    try:
-        from faceeditor.fit.pipeline import fit_photo
-    except ImportError as exc:
-        raise UserError(f"the face fitter is not available ({exc})") from None
+    """The default fitter, :func:`faceeditor.fit.pipeline.fit_photo`."""
     return fit_photo
 
 
@@ -37,9 +39,9 @@ def parse_face(text: str | None) -> FaceChoice:
     try:
         n = int(text)
     except ValueError:
-        raise UserError(f"--face {text!r}: expected a face number (1 = largest) or 'all'") from None
+        raise FaceEditorError(f"--face {text!r}: expected a face number (1 = largest) or 'all'") from None
     if n < 1:
-        raise UserError("--face counts from 1 (the largest face), as `faceeditor detect` prints them")
+        raise FaceEditorError("--face counts from 1 (the largest face), as `faceeditor detect` prints them")
     return n
 
 
@@ -52,8 +54,6 @@ def fit_faces(rgb: np.ndarray, face: FaceChoice = None, fit: Callable | None = N
         states = fit(rgb, face_index=(face or 1) - 1, **fit_kw)
     states = list(states or [])
     if not states:
-        from faceeditor.face.detect import NoFaceError
-
         raise NoFaceError("no face found to edit")
     return states
 
@@ -61,9 +61,6 @@ def fit_faces(rgb: np.ndarray, face: FaceChoice = None, fit: Callable | None = N
 def apply_edits(rgb: np.ndarray, states: list, edit_for: Callable[[object], EditParams], model=None,
                 scale: float = 1.0) -> np.ndarray:
     """Composite each face's edit in turn (each face is warped in the previous face's result)."""
-    from faceeditor.edit.renderers import make_renderer
-    from faceeditor.morphable import load_face_model
-
     model = model or load_face_model("cpu")
     out = rgb
     for state in states:
@@ -85,8 +82,6 @@ class EditResult:
 def save_like(path: Path, pixels: np.ndarray, like, quality: int | None = None) -> Path:
     """Save with the input's ICC profile and EXIF; JPEG quality defaults to the input's (else 95);
     transparency is kept where the output format can store it."""
-    from faceeditor.io import format_for_path, save_image
-
     fmt = format_for_path(path)
     if quality is None:
         quality = like.jpeg_quality if (like.jpeg_quality and fmt == "JPEG") else 95
@@ -98,10 +93,6 @@ def save_like(path: Path, pixels: np.ndarray, like, quality: int | None = None) 
 def edit_file(src: Path, dst: Path, base: EditParams, args: argparse.Namespace, face: FaceChoice = None,
               quality: int | None = None, fit: Callable | None = None) -> EditResult:
     """Load ``src``, fit, apply ``base`` (+ per-face light flags in ``args``), save ``dst``."""
-    from faceeditor.edit.args import check_expression_names, edit_for_face
-    from faceeditor.io import load_image
-    from faceeditor.morphable import load_face_model
-
     image = load_image(src)
     model = load_face_model("cpu")
     check_expression_names(base, model.expression_names)

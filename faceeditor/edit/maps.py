@@ -1,0 +1,125 @@
+"""The work-grid maps of one edit: what :class:`~faceeditor.edit.compose.MeshCompositor` computes
+on the coarse grid before it touches full-resolution pixels.
+
+From the backward correspondence of the edited head's grid pixels (:class:`~faceeditor.edit.flow.Sources`):
+
+* the *flow*: exact inside the edited head, extended outside by pull-push and faded by LiftedGAN's
+  transformation map T (:mod:`faceeditor.edit.blendmap`), so hair and neck follow and the
+  background stays;
+* the *relight gain* on the (feathered) skin: the shading ratio of the target to the fitted SH
+  light on the edited vs the source normals (:mod:`faceeditor.edit.relight`), weighted by the
+  warp confidence (the photo's shading is only known where the source was seen);
+* the *fill need*: 1 - warp confidence, ramped and cleaned of specks, where the fill provider's
+  layer replaces the warped photo (:mod:`faceeditor.edit.fill`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from faceeditor.edit import blendmap, relight
+from faceeditor.edit.flow import Sources
+from faceeditor.edit.grid import Window
+from faceeditor.edit.params import EditParams
+
+SKIN_FEATHER = 0.02  # relight mask feather (Gaussian sigma) as a fraction of the head size
+FILL_FEATHER_PX = 1.5  # fill mask feather in work-grid pixels
+NEED_RAMP = (0.3, 0.7)  # fill need = 1 - warp confidence, ramped from 0 at the first to 1 at the second
+MIN_FLOW_PX = 0.02  # output pixels: smaller motion counts as none
+
+
+@dataclass
+class EditedHead:
+    """The edited head on the work grid: what the fill layer draws besides the masks."""
+
+    verts: torch.Tensor  # (1,V,3) camera-frame vertices
+    normals: torch.Tensor  # (1,V,3) unit vertex normals of ``verts``
+    screen: torch.Tensor | None  # (1,V,3) grid-screen vertices; None when the geometry is the fitted one
+    area: torch.Tensor | None  # (F',) signed grid-screen areas of the rendered triangles; None likewise
+    fragments: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # rasterized on the grid: flat pixel (N,),
+    #                                                              triangle into model.faces (N,), barycentrics (N,3)
+
+
+@dataclass
+class GridMaps:
+    """An edit's maps on the work grid of one output size (all (H,W) = (grid_h, grid_w))."""
+
+    window: Window  # the work window: output rectangle and its grid
+    edit: EditParams
+    head: EditedHead
+    sh: np.ndarray  # (9,3) SH irradiance the edited photo shows (:func:`faceeditor.edit.geometry.target_sh`)
+    flow: np.ndarray | None  # (H,W,2) backward flow in output pixels; None when nothing moves
+    moving: np.ndarray  # (H,W) bool: the flow moves the pixel by more than MIN_FLOW_PX
+    gain: np.ndarray | None  # (H,W,3) relight gain (1 = unchanged); None when neither light nor surface moves
+    lit: np.ndarray  # (H,W) bool: the gain differs from 1
+    need: np.ndarray  # (H,W) float32 fill need in [0,1]
+    filled: np.ndarray  # (H,W) bool: need > 1e-3, pixels the fill layer is blended into
+
+
+def coverage(src: Sources, win: Window) -> np.ndarray:
+    """(H,W) bool: grid pixels covered by the edited head."""
+    covered = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
+    covered[src.pix] = True
+    return covered.view(win.grid_h, win.grid_w).numpy()
+
+
+def moves(src: Sources) -> bool:
+    """True when some pixel of the edited head has a source more than MIN_FLOW_PX away."""
+    return bool(src.flow.abs().max() > MIN_FLOW_PX) if src.pix.numel() else False
+
+
+def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win: Window, head_px: float,
+             taper: tuple[bool, bool, bool, bool]) -> tuple[np.ndarray, np.ndarray]:
+    """The backward flow (H,W,2) and where it moves pixels (H,W): exact inside the edited head,
+    pull-push extension outside, faded by the transformation map T over both silhouettes."""
+    gh, gw = win.grid_h, win.grid_w
+    flow = torch.zeros(gh * gw, 2)
+    flow[src.pix] = src.flow
+    flow = flow.view(gh, gw, 2).numpy()
+    k = 0.5 * (win.kx + win.ky)
+    ext = blendmap.extend_outside(flow, covered)
+    head = covered | covered_before
+    radius = blendmap.falloff_radius(ext * k, head, head_px * k)
+    T = blendmap.transformation_map(head, radius, taper, taper_px=max(2.0, 0.05 * min(gh, gw)))
+    flow = ext * T[..., None]
+    moving = np.abs(flow[..., 0]) + np.abs(flow[..., 1]) > MIN_FLOW_PX
+    return flow, moving
+
+
+def relight_gain(src: Sources, skin_tri: torch.Tensor, sh_fit: np.ndarray, sh_new: np.ndarray, win: Window,
+                 head_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The relight gain (H,W,3) on the feathered skin and where it is not 1 (H,W). ``skin_tri``:
+    (F',) bool over the rendered triangles (:func:`faceeditor.edit.compose.skin_triangles`)."""
+    gh, gw = win.grid_h, win.grid_w
+    hw = gh * gw
+    ratio = relight.shading_ratio(src.n_src, src.n_dst, sh_fit, sh_new)
+    r = torch.zeros(hw, 3)
+    # the photo's shading is only known where the source was seen
+    r[src.pix] = (ratio - 1.0) * src.warp_conf[:, None]
+    skin = torch.zeros(hw)
+    skin[src.pix] = skin_tri[src.face].float()
+    skin_soft = blendmap.feather(skin.view(gh, gw).numpy(), SKIN_FEATHER * head_px * 0.5 * (win.kx + win.ky))
+    g = relight.ratio_to_gain(r.view(gh, gw, 3).numpy() + 1.0) - 1.0
+    gain = skin_soft[..., None] * g
+    lit = (np.abs(gain[..., 0]) + np.abs(gain[..., 1]) + np.abs(gain[..., 2])) > 1e-4
+    gain += 1.0
+    return gain, lit
+
+
+def fill_need(src: Sources, covered: np.ndarray, win: Window) -> np.ndarray:
+    """(H,W) float32 in [0,1]: where the photo has no trustworthy source for the edited head."""
+    gh, gw = win.grid_h, win.grid_w
+    conf = torch.ones(gh * gw)
+    conf[src.pix] = src.warp_conf
+    # (a ramp: partial confidence at surface borders is mostly a grid-sampling effect)
+    lo, hi = NEED_RAMP
+    need = ((1.0 - conf - lo) / (hi - lo)).clamp_(0.0, 1.0).view(gh, gw).numpy()
+    # specks (a fold of skin under the lip, a crease) are better warped than filled: keep
+    # only regions that survive a 3x3 opening, then soften
+    core = cv2.morphologyEx((need > 0.5).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    need *= cv2.dilate(core, np.ones((5, 5), np.uint8)).astype(np.float32)
+    return blendmap.feather(need, FILL_FEATHER_PX) * covered

@@ -1,0 +1,93 @@
+"""The photo renderers by name: one factory for the CLI, the batch runner, the benchmarks and the GUI.
+
+* ``"mesh"``: :class:`~faceeditor.edit.compose.MeshCompositor` (warp + relight + mesh fill).
+* ``"neural"``: :class:`~faceeditor.neural.renderer.NeuralRenderer`, the same compositor with the
+  GAR renderer G as its fill layer; the face is inverted first when its state has no latent code
+  for the shipped G (:func:`faceeditor.neural.invert.invert`, seconds on a CPU).
+
+``make_renderer(kind, photo, state, model, **kw)`` returns a
+:class:`~faceeditor.edit.renderer.PhotoRenderer`; ``available_renderers()`` says which can be made
+now (the neural one needs ``resources/gar_generator.pt`` and ``gar_inverter.pt``). A caller that
+makes several neural renderers (the window: a preview and a full-resolution one per face) keeps a
+:class:`RendererFactory`: it loads the neural networks once
+(:class:`~faceeditor.neural.gar_nets.GarNets`) and passes them to every neural renderer, with the
+caches they carry (tuned G, recent inversions: one inversion serves both renderers of a face).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from faceeditor.core.errors import RendererUnavailableError
+from faceeditor.core.progress import Progress
+from faceeditor.core.state import FaceState
+from faceeditor.edit.compose import MeshCompositor
+from faceeditor.edit.params import RENDERERS
+from faceeditor.morphable import load_face_model
+from faceeditor.morphable.model import FaceModel
+from faceeditor.neural.gar_nets import GarNets, load_gar
+from faceeditor.neural.gar_nets import available as neural_available
+from faceeditor.neural.renderer import NeuralRenderer
+
+
+def available_renderers() -> dict[str, tuple[bool, str]]:
+    """``{name: (available, reason or description)}`` for every name in :data:`RENDERERS`."""
+    out = {"mesh": (True, "Warp and relight the photo through the fitted mesh")}
+    ok = neural_available()
+    out["neural"] = (ok, "Compositor with the neural renderer (GAR) filling unseen parts" if ok else
+                     "No trained neural renderer in resources/ (python -m trainers.train_gar)")
+    return out
+
+
+def make_renderer(kind: str, photo: np.ndarray, state: FaceState, model: FaceModel | None = None,
+                  preview: bool = False, progress: Progress | None = None, nets: GarNets | None = None, **kw):
+    """A PhotoRenderer of ``kind`` bound to ``photo`` and the fitted face ``state``.
+
+    ``preview`` lets the compositor's work grid go down to 128 px (the GUI's slider previews);
+    ``progress`` is passed to the inversion of the neural renderer; ``nets`` is the loaded neural
+    renderer to use (loaded from ``resources/`` for this renderer alone when not given: see
+    :class:`RendererFactory`); other keywords go to the renderer (e.g. ``invert_config``,
+    ``max_work_px``). Raises :class:`~faceeditor.core.errors.RendererUnavailableError` when the
+    neural renderer is asked for without ``nets`` and is not trained.
+    """
+    if kind not in RENDERERS:
+        raise ValueError(f"unknown renderer {kind!r}; choose from {RENDERERS}")
+    if model is None:
+        model = load_face_model()
+    if preview:
+        kw.setdefault("min_work_px", 128)
+    if kind == "mesh":
+        return MeshCompositor(photo, state, model, **kw)
+    if nets is None:
+        ok, why = available_renderers()["neural"]
+        if not ok:
+            raise RendererUnavailableError(f"the neural renderer is not available: {why}")
+    return NeuralRenderer(photo, state, model, nets=nets, progress=progress, **kw)
+
+
+class RendererFactory:
+    """:func:`make_renderer` for a caller that makes many renderers: the face model and the neural
+    renderer's networks (loaded on the first neural renderer, or given) are kept and shared."""
+
+    def __init__(self, model: FaceModel | None = None, nets: GarNets | None = None) -> None:
+        self.model = model
+        self._nets = nets
+        self._lock = threading.Lock()
+
+    def neural_nets(self) -> GarNets:
+        """The neural renderer's networks and caches, loaded once."""
+        with self._lock:
+            if self._nets is None:
+                self._nets = load_gar()
+            return self._nets
+
+    def make(self, kind: str, photo: np.ndarray, state: FaceState, preview: bool = False,
+             progress: Progress | None = None, **kw):
+        """:func:`make_renderer` with the kept model and, for ``"neural"``, the shared networks."""
+        if self.model is None:
+            self.model = load_face_model()
+        if kind == "neural" and (self._nets is not None or neural_available()):
+            kw.setdefault("nets", self.neural_nets())
+        return make_renderer(kind, photo, state, self.model, preview=preview, progress=progress, **kw)
