@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from types import ModuleType
 
@@ -42,8 +43,23 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     return parser, table
 
 
+_NON_FINITE = re.compile(r"^-(inf|infinity|nan)$", re.IGNORECASE)
+
+
+def _attach_negative_words(argv: list[str]) -> list[str]:
+    """``--yaw -inf`` -> ``--yaw=-inf``: argparse takes ``-inf`` for an option, so the value would
+    vanish before the edit validation could name it."""
+    out: list[str] = []
+    for arg in argv:
+        if out and _NON_FINITE.match(arg) and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _attach_negative_words(list(sys.argv[1:] if argv is None else argv))
     parser, table = build_parser()
     # `faceeditor` or `faceeditor photo.jpg`: open the window.
     if not argv or (argv[0] not in table and not argv[0].startswith("-")):

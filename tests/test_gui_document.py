@@ -8,6 +8,7 @@ import pytest
 from faceeditor.edit.document import Document, EditState, expression_names, group_expressions, mirror_name
 from faceeditor.edit.history import History
 from faceeditor.edit.light import LightParams
+from faceeditor.edit.limits import POSE_LIMITS
 from faceeditor.edit.params import EditParams
 
 
@@ -92,7 +93,7 @@ def test_expression_link_macro_and_undo(doc):
 
 def test_pose_clamped_light_and_resets(doc):
     doc.set_pose(yaw=80.0)
-    assert doc.edit.params.yaw == 45.0
+    assert doc.edit.params.yaw == POSE_LIMITS["yaw"] == 30.0
     doc.set_light_fields(azimuth=-30.0)
     light = doc.edit.params.light
     assert light.azimuth == -30.0 and light.elevation == 20.0  # the rest from the photo's light
@@ -102,7 +103,7 @@ def test_pose_clamped_light_and_resets(doc):
     doc.reset("Jaw")
     assert "jawOpen" not in doc.edit.params.expression
     doc.reset("light")
-    assert doc.edit.params.light is None and doc.edit.params.yaw == 45.0
+    assert doc.edit.params.light is None and doc.edit.params.yaw == 30.0
     doc.reset("all")
     assert doc.is_unedited()
     n = len(doc.history)

@@ -351,3 +351,12 @@ def test_aux_trainers_quick_run(data_dir, tmp_path):
             assert max(r.get("step", 0) for r in log) >= 7
     finally:
         torch.set_num_threads(threads)
+
+
+def test_make_pairs_with_one_person_returns_no_pairs():
+    from faceeditor.neural.identity import make_pairs
+
+    pairs, same = make_pairs(np.zeros(5, np.int64))
+    assert pairs.shape == (0, 2) and same.shape == (0,)
+    pairs, same = make_pairs(np.array([0, 0, 1, 1]))
+    assert same.sum() == 2 and (~same).sum() == 2

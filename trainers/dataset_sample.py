@@ -116,7 +116,11 @@ def choose_face(faces: list[Face], w: int, h: int) -> Face:
     big = max(f.size for f in faces)
     cand = [f for f in faces if f.size >= 0.5 * big and f.landmarks is not None]
     c = np.array([w / 2, h / 2])
-    return min(cand, key=lambda f: float(np.linalg.norm(np.array([(f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2]) - c)))
+
+    def distance_to_centre(f: Face) -> float:
+        return float(np.linalg.norm(np.array([(f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2]) - c))
+
+    return min(cand, key=distance_to_centre)
 
 
 def dlib_descriptor(rgb: np.ndarray, lm68: np.ndarray, describe=identity.descriptor) -> tuple[np.ndarray, int]:

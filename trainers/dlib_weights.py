@@ -43,8 +43,9 @@ class _DlibReader:
 def convert_dlib_resnet(path: Path | None = None) -> dict[str, torch.Tensor]:
     """State dict of :class:`faceeditor.neural.identity.DlibResNet` from dlib's
     ``dlib_face_recognition_resnet_model_v1.dat`` (default: face_recognition_models' copy): its
-    layers are stored input to output, each after its name (``con_4``: params = filters then biases, then filters, rows, cols, strides,
-    paddings; ``affine_``: gamma then beta; ``fc_2``: outputs, inputs, (inputs x outputs) weights)."""
+    layers are stored input to output, each after its name (``con_4``: params = filters then biases,
+    then filters, rows, cols, strides, paddings; ``affine_``: gamma then beta; ``fc_2``: outputs,
+    inputs, (inputs x outputs) weights)."""
     if path is None:
         path = models_dir() / "dlib_face_recognition_resnet_model_v1.dat"
     data = Path(path).read_bytes()

@@ -47,7 +47,7 @@ class GarData:
 
     def __init__(self, root: Path | None, split: str, size: int, limit: int | None = None) -> None:
         t = load_table(root, split, size, limit=limit)
-        self.a = t.arrays
+        self.arrays = t.arrays  # per-sample labels (pose, camera, SH, alignment, ...)
         self.n = len(t)
         self.size = size
         self.image = decoded(t, "image", split, root)
@@ -61,15 +61,16 @@ class GarData:
         region = torch.from_numpy(np.array(self.region[idx]).astype(np.int64))
         n = torch.nn.functional.normalize(n, dim=1)
         cond = condition_map(n, region)
-        sh = torch.from_numpy(self.a["sh"][idx]).float()
-        valid = torch.from_numpy(np.stack([valid_mask(self.a["align"][i], self.a["image_size"][i], self.size)
+        sh = torch.from_numpy(self.arrays["sh"][idx]).float()
+        a = self.arrays
+        valid = torch.from_numpy(np.stack([valid_mask(a["align"][i], a["image_size"][i], self.size)
                                            for i in idx]))[:, None].float()
         return GarBatch(image=img, cond=cond, shading=shading_map(cond, sh), sh=sh, valid=valid,
                         index=torch.from_numpy(idx)).to(device)
 
     def params(self, idx: np.ndarray, device: torch.device) -> GeometryParams:
         """Geometry of samples (crop camera at this size) as tensors, for landmarks and re-rendering."""
-        return {k: torch.from_numpy(np.asarray(self.a[k][idx], np.float32)).to(device) for k in GEOMETRY_KEYS}
+        return {k: torch.from_numpy(np.asarray(self.arrays[k][idx], np.float32)).to(device) for k in GEOMETRY_KEYS}
 
 
 @torch.no_grad()

@@ -14,8 +14,8 @@ For every photo of ``lfw/`` and ``utkface/`` (seeded order, so a ``--limit`` run
    (:func:`faceeditor.neural.labels.render_labels`) and estimate SH light on the skin
    (:func:`faceeditor.fit.sh_light.estimate_sh`, robust linear least squares);
 5. dlib's 128-D descriptor on the original photo (dlib's 5-point alignment and network, the network
-   run in torch: :class:`trainers.dataset_sample.DlibDescriptor`) in dlib's own HOG box when it finds the face, else a box
-   derived from the landmarks.
+   run in torch: :class:`trainers.dataset_sample.DlibDescriptor`) in dlib's own HOG box when it
+   finds the face, else a box derived from the landmarks.
 
 One photo: :mod:`trainers.dataset_sample`. Photos without a usable face or with a failed fit are
 skipped and logged (``shard_*.failed.json``).

@@ -307,4 +307,7 @@ class FileOps:
         except FaceEditorError as exc:
             self.w.show_error(str(exc))
             return
-        self.w.doc.load_preset(params, f"Preset {Path(path).stem}")
+        notes = self.w.doc.load_preset(params, f"Preset {Path(path).stem}")
+        if notes:
+            self.w.statusBar().showMessage("Preset values beyond the sliders' ranges were clamped: " + ", ".join(notes),
+                                           10000)

@@ -29,8 +29,9 @@ from PySide6.QtWidgets import (
 
 from faceeditor.app import theme
 from faceeditor.app.widgets import Section, ValueSlider
-from faceeditor.edit.document import POSE_LIMITS, Document
+from faceeditor.edit.document import Document
 from faceeditor.edit.light import temperature_rgb
+from faceeditor.edit.limits import LIGHT_RANGES, POSE_LIMITS
 from faceeditor.edit.presets import MACRO_LABELS
 
 
@@ -236,12 +237,13 @@ class LightPanel(_Panel):
         row.addWidget(self.pad)
         row.addStretch(1)
         sec.body.addLayout(row)
-        spec = {"azimuth": ("Azimuth", -90, 90, 0.5, 1, "°", "Light from the left (-) or right (+) of the image"),
-                "elevation": ("Elevation", -90, 90, 0.5, 1, "°", "Light from below (-) or above (+)"),
-                "intensity": ("Intensity", 0, 2, 0.01, 2, "", "Strength of the directional light"),
-                "ambient": ("Ambient", 0, 1.5, 0.01, 2, "", "Light from all around (fills the shadows)"),
-                "temperature": ("Colour", 2000, 12000, 50, 0, " K", "Colour temperature: warm (low) to cool (high)")}
-        for k, (label, lo, hi, step, dec, suf, tip) in spec.items():
+        spec = {"azimuth": ("Azimuth", 0.5, 1, "°", "Light from the left (-) or right (+) of the image"),
+                "elevation": ("Elevation", 0.5, 1, "°", "Light from below (-) or above (+)"),
+                "intensity": ("Intensity", 0.01, 2, "", "Strength of the directional light"),
+                "ambient": ("Ambient", 0.01, 2, "", "Light from all around (fills the shadows)"),
+                "temperature": ("Colour", 50, 0, " K", "Colour temperature: warm (low) to cool (high)")}
+        for k, (label, step, dec, suf, tip) in spec.items():
+            lo, hi = LIGHT_RANGES[k]
             s = ValueSlider(label, lo, hi, step, dec, suf, tip)
             s.changed.connect(lambda v, k=k: self.doc.set_light_fields(**{k: v}))
             self._hook(s)

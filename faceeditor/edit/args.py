@@ -20,6 +20,7 @@ from pathlib import Path
 
 from faceeditor.core.errors import FaceEditorError
 from faceeditor.edit.geometry import photo_light
+from faceeditor.edit.limits import WEIGHT_RANGE, check_edit, check_light, check_number
 from faceeditor.edit.params import EditParams
 from faceeditor.edit.presets import MACROS
 
@@ -55,19 +56,13 @@ def parse_expr(items: list[str]) -> dict[str, float]:
             name, sep, value = part.partition("=")
             if not sep:
                 raise FaceEditorError(f"--expr {part!r}: expected NAME=WEIGHT")
-            try:
-                out[name.strip()] = float(value)
-            except ValueError:
-                raise FaceEditorError(f"--expr {part!r}: {value!r} is not a number") from None
+            out[name.strip()] = check_number(f"--expr {name.strip()}", value.strip(), *WEIGHT_RANGE)
     return out
 
 
 def parse_preset(item: str) -> tuple[str, float]:
     name, sep, value = item.partition(":")
-    try:
-        strength = float(value) if sep else 1.0
-    except ValueError:
-        raise FaceEditorError(f"--preset {item!r}: {value!r} is not a number") from None
+    strength = check_number(f"--preset {item}", value, *WEIGHT_RANGE) if sep else 1.0
     return name.strip(), strength
 
 
@@ -87,7 +82,7 @@ def base_edit(args: argparse.Namespace) -> EditParams:
             setattr(edit, axis, float(value))
     if getattr(args, "renderer", None):
         edit.renderer = args.renderer
-    return edit
+    return check_edit(edit)
 
 
 def check_expression_names(edit: EditParams, names: list[str]) -> None:
@@ -106,6 +101,9 @@ def edit_for_face(base: EditParams, args: argparse.Namespace, state) -> EditPara
     if not light_requested(args):
         return edit
 
+    for flag in ("light_intensity", "light_ambient"):  # multipliers of the photo's (or preset's) light
+        if getattr(args, flag) is not None:
+            check_number("--" + flag.replace("_", "-"), getattr(args, flag), 0.0, 10.0)
     light = dataclasses.replace(edit.light) if edit.light is not None else photo_light(state)
     light.sh = None
     if args.light_azimuth is not None:
@@ -117,4 +115,5 @@ def edit_for_face(base: EditParams, args: argparse.Namespace, state) -> EditPara
     if args.light_ambient is not None:
         light.ambient *= float(args.light_ambient)
     edit.light = light
+    check_light(light, prefix="light ")
     return edit

@@ -23,6 +23,7 @@ import numpy as np
 
 from faceeditor.edit.history import History
 from faceeditor.edit.light import LightParams
+from faceeditor.edit.limits import POSE_LIMITS, clamp_edit
 from faceeditor.edit.params import EditParams
 from faceeditor.edit.presets import MACROS, macro_weights
 from faceeditor.io.session import Session
@@ -31,7 +32,6 @@ from faceeditor.morphable.model import default_model_path
 # slider groups of the expression panel: (title, name prefix)
 EXPRESSION_GROUPS = (("Brows", "brow"), ("Eyes", "eye"), ("Cheeks", "cheek"), ("Nose", "nose"),
                      ("Mouth", "mouth"), ("Jaw", "jaw"))
-POSE_LIMITS = {"yaw": 45.0, "pitch": 30.0, "roll": 30.0}  # degrees, relative to the photo
 
 
 def expression_names() -> list[str]:
@@ -287,11 +287,14 @@ class Document:
         label = "Reset " + ("everything" if group == "all" else group.lower())
         self.apply(e, label)
 
-    def load_preset(self, params: EditParams, label: str = "Preset") -> None:
-        """Apply a saved preset (absolute expression weights, pose, light); macros cleared."""
-        e = EditState(params.copy(), {})
+    def load_preset(self, params: EditParams, label: str = "Preset") -> list[str]:
+        """Apply a saved preset (absolute expression weights, pose, light); macros cleared. Values out
+        of the sliders' ranges are clamped: the notes say which (for the window to show)."""
+        params, notes = clamp_edit(params)
+        e = EditState(params, {})
         e.params.expression = {k: v for k, v in e.params.expression.items() if k in self.expression_names}
         self.apply(e, label)
+        return notes
 
     def resolved_edit(self) -> EditParams:
         """What renderers and exporters take: absolute weights with the macros applied."""

@@ -13,16 +13,26 @@ A zero edit (:meth:`EditParams.is_zero`) must reproduce the input photo.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from faceeditor.core.errors import FaceEditorError
+from faceeditor.core.errors import EditValueError, FaceEditorError
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.presets import macro_weights
 
 RENDERERS = ("mesh", "neural")
+
+
+def _finite(field: str, value: object) -> float:
+    """``value`` as a finite float; :class:`EditValueError` naming ``field`` otherwise (ranges:
+    :mod:`faceeditor.edit.limits`)."""
+    x = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(x):
+        raise EditValueError(f"{field}: {value!r} is not a finite number")
+    return x
 
 
 @dataclass
@@ -75,8 +85,9 @@ class EditParams:
         renderer = d.get("renderer", "mesh")
         if renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {renderer!r}; choose from {RENDERERS}")
-        return cls(float(d.get("yaw", 0.0)), float(d.get("pitch", 0.0)), float(d.get("roll", 0.0)),
-                   {str(k): float(v) for k, v in (d.get("expression") or {}).items()},
+        return cls(_finite("yaw", d.get("yaw", 0.0)), _finite("pitch", d.get("pitch", 0.0)),
+                   _finite("roll", d.get("roll", 0.0)),
+                   {str(k): _finite(f"expression {k}", v) for k, v in (d.get("expression") or {}).items()},
                    None if light is None else LightParams.from_dict(light), renderer)
 
     def save(self, path: Path) -> None:
@@ -86,5 +97,5 @@ class EditParams:
     def load(cls, path: Path) -> "EditParams":
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise FaceEditorError(f"{path}: not a FaceEditor preset/edit file ({exc})") from exc

@@ -183,7 +183,8 @@ def make_pairs(person_ids: np.ndarray, eligible: np.ndarray | None = None, max_p
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Balanced verification pairs: up to ``max_per_person`` same-person pairs of every person with
     two or more images (among ``eligible`` samples, default all), and as many different-person pairs
-    drawn at random. Returns (pairs (P,2) sample indices, same (P,) bool)."""
+    drawn at random (none of either when the samples hold fewer than two persons). Returns (pairs
+    (P,2) sample indices, same (P,) bool)."""
     rng = np.random.default_rng(seed)
     idx = np.arange(len(person_ids)) if eligible is None else np.nonzero(eligible)[0]
     by: dict[int, list[int]] = {}
@@ -197,6 +198,8 @@ def make_pairs(person_ids: np.ndarray, eligible: np.ndarray | None = None, max_p
         take = rng.choice(len(allp), size=min(max_per_person, len(allp)), replace=False)
         pos += [allp[t] for t in sorted(take)]
     neg = []
+    if len(by) < 2:  # one person only: no different-person pair exists
+        pos = []
     while len(neg) < len(pos):
         a, b = rng.choice(idx, 2, replace=False)
         if person_ids[a] != person_ids[b]:
