@@ -128,6 +128,38 @@ def seam_ratio(source: np.ndarray, edited: np.ndarray, face_px: float) -> float:
     return e_edit / max(e_src, 1e-6)
 
 
+def seam_p95_ratio(source: np.ndarray, edited: np.ndarray, face_px: float) -> float:
+    """Like :func:`seam_ratio` with the 95th percentile instead of the mean: a hard seam is a thin,
+    strong edge that a mean over the band dilutes."""
+    band = changed_outline_band(source, edited, face_px)
+    if band.sum() < 20:
+        return float("nan")
+    e_src = float(np.percentile(_gradient_energy(source)[band], 95))
+    e_edit = float(np.percentile(_gradient_energy(edited)[band], 95))
+    return e_edit / max(e_src, 1e-6)
+
+
+def changed_edge_ratio(source: np.ndarray, edited: np.ndarray) -> float:
+    """Gradient energy inside the changed region, edit / source: ghost edges push it above 1,
+    smearing below (read as ``abs(log)`` of it)."""
+    d = np.abs(source.astype(np.int16) - edited.astype(np.int16)).max(2).astype(np.uint8)
+    changed = cv2.GaussianBlur(d, (5, 5), 1.0) > 6
+    if changed.sum() < 20:
+        return float("nan")
+    return float(_gradient_energy(edited)[changed].mean() / max(_gradient_energy(source)[changed].mean(), 1e-6))
+
+
+def roc_auc(scores: list[float], positive: list[bool]) -> float:
+    """Area under the ROC curve of ``scores`` for the ``positive`` class (ties count half; nan scores
+    rank lowest)."""
+    s = np.nan_to_num(np.asarray(scores, np.float64), nan=-np.inf)
+    pos, neg = s[np.asarray(positive)], s[~np.asarray(positive)]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
 def face_hull_mask(shape: tuple[int, int], lm68: np.ndarray) -> np.ndarray:
     """(H,W) bool: the convex hull of the 68 landmarks, shrunk by 10 % towards its centre."""
     c = lm68.mean(0)
@@ -137,10 +169,16 @@ def face_hull_mask(shape: tuple[int, int], lm68: np.ndarray) -> np.ndarray:
     return m > 0
 
 
-def laplacian_variance(rgb: np.ndarray, mask: np.ndarray) -> float:
+def laplacian_variance(rgb: np.ndarray, mask: np.ndarray, per_contrast: bool = True) -> float:
+    """Variance of the Laplacian of the luma inside ``mask``; ``per_contrast`` divides it by the
+    luma's variance there, so that a relit (darker, lighter, more contrasted) face reads the same
+    detail: what is left is how much of the contrast sits in fine detail."""
     g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     lap = cv2.Laplacian(g, cv2.CV_32F, ksize=3)
-    return float(lap[mask].var()) if mask.any() else float("nan")
+    if not mask.any():
+        return float("nan")
+    v = float(lap[mask].var())
+    return v / max(float(g[mask].var()), 1e-6) if per_contrast else v
 
 
 def rotation_angle_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:

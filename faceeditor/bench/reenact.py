@@ -16,7 +16,8 @@ best gives B's SH), and the edit is compared with the real B. Keys (the issue's 
   in eye distances;
 * ``seam_ratio_median``: gradient energy in a thin band along the outline of what the edit
   changed, over the same band in A (:func:`faceeditor.bench._judges.seam_ratio`);
-* ``sharpness_ratio_median``: Laplacian variance in the face, edit / A, on pairs with |dyaw| < 10;
+* ``sharpness_ratio_median``: Laplacian variance in the face (per unit of the face's luma variance,
+  so that relighting does not read as detail), edit / A, on pairs with |dyaw| < 10;
 * ``render_ms_median``: one full-resolution render.
 
 Every renderer in ``--renderers`` runs on the same pairs; the top-level keys are the default

@@ -44,7 +44,7 @@ import torch
 from faceeditor.core.camera import Camera
 from faceeditor.core.progress import check_cancel
 from faceeditor.core.state import FaceState
-from faceeditor.edit import maps, relight, tiles
+from faceeditor.edit import layers, maps, relight, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
 from faceeditor.edit.geometry import (
@@ -57,8 +57,10 @@ from faceeditor.edit.geometry import (
     target_sh,
 )
 from faceeditor.edit.grid import Window, make_window, upsample
+from faceeditor.edit.layers import PortraitLayers
 from faceeditor.edit.maps import EditedHead, GridMaps
 from faceeditor.edit.params import EditParams
+from faceeditor.face.segment import SEGMENT_PX, PersonSegmenter
 from faceeditor.morphable.model import FaceModel
 from faceeditor.morphable.normals import vertex_normals
 from faceeditor.render.atlas import render_face_ids
@@ -92,7 +94,12 @@ class MeshCompositor:
     name = "mesh"
 
     def __init__(self, photo: np.ndarray, state: FaceState, model: FaceModel, fill: FillProvider | None = None,
-                 max_work_px: int = MAX_WORK_PX, min_work_px: int = MIN_WORK_PX) -> None:
+                 max_work_px: int = MAX_WORK_PX, min_work_px: int = MIN_WORK_PX, layered: bool = False,
+                 person_mask: np.ndarray | None = None) -> None:
+        """``layered``: draw the moved person over an inpainted background (:mod:`.layers`) rather
+        than warping the whole photo (off by default: on 30 LFW reenactment pairs it removed the
+        background streaks but left hard hairline edges, and the ghost faces come from the fill); ``person_mask``: the photo's person alpha (any size, float in
+        [0,1]) when the caller has it (else mediapipe's selfie segmentation, once, on first use)."""
         if not (isinstance(photo, np.ndarray) and photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3):
             raise ValueError("photo must be a uint8 HxWx3 array")
         w, h = (int(v) for v in state.image_size)
@@ -108,6 +115,9 @@ class MeshCompositor:
         self.face_ids = render_face_ids(model)
         self.tri = model.faces[self.face_ids]
         self.skin_tri = skin_triangles(model, self.face_ids)  # relight mask
+        # the fill draws the face, mouth and eyes; the ICT head/neck material (hair and collar in a
+        # photo) would be a flat band there: the warped photo covers it instead
+        self.fillable_tri = model.face_region[self.face_ids] != model.region_names.index("M_BackHead")
         self.tri_surface = surface_ids(model, self.face_ids)  # visibility test (flow.py)
         with torch.no_grad():
             self._expr_fit = np.asarray(state.expression, np.float32).reshape(-1)
@@ -123,6 +133,9 @@ class MeshCompositor:
         self._fill = fill
         self._lock = threading.RLock()
         self._views: dict[tuple[int, int], _ScaleView] = {}
+        self.layered = bool(layered)
+        self._person = person_mask
+        self._layers: dict[tuple[int, int], PortraitLayers] = {}
 
     # ------------------------------------------------------------------ caches
     def output_size(self, scale: float) -> tuple[int, int]:
@@ -185,6 +198,31 @@ class MeshCompositor:
         src = Sources(src.pix, src.face, src.src_xy, torch.zeros_like(src.flow), torch.ones_like(src.warp_conf),
                       src.n_src, src.n_src, src.bary)
         return _ScaleView(cam, photo, win, orig, src, head_px, taper)
+
+    def person_mask(self) -> np.ndarray:
+        """The photo's person alpha (float32 in [0,1], at most :data:`~faceeditor.face.segment.SEGMENT_PX`
+        on its long side), segmented once."""
+        with self._lock:
+            if self._person is None:
+                small = self.photo
+                k = SEGMENT_PX / max(self.photo.shape[:2])
+                if k < 1.0:
+                    small = cv2.resize(self.photo, (max(1, round(self.photo.shape[1] * k)),
+                                                    max(1, round(self.photo.shape[0] * k))), interpolation=cv2.INTER_AREA)
+                with PersonSegmenter() as seg:
+                    self._person = seg.mask(small)
+            return self._person
+
+    def _portrait_layers(self, view: _ScaleView) -> PortraitLayers:
+        size = (view.camera.width, view.camera.height)
+        with self._lock:
+            got = self._layers.get(size)
+            if got is None:
+                got = layers.make_layers(view.photo, self.person_mask(), view.orig.covered.numpy(), view.window)
+                if len(self._layers) >= 2:
+                    self._layers.pop(next(iter(self._layers)))
+                self._layers[size] = got
+            return got
 
     def _fill_provider(self, view: _ScaleView) -> FillProvider:
         with self._lock:
@@ -299,7 +337,7 @@ class MeshCompositor:
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
             gain, lit = maps.relight_gain(src, self.skin_tri, self.state.sh, sh_new, win, view.head_px)
-        need = maps.fill_need(src, covered, win)
+        need = maps.fill_need(src, covered, win, self.fillable_tri)
         return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3)
 
     def _compose(self, view: _ScaleView, grid: GridMaps, check: Callable[[], None]) -> np.ndarray:
@@ -313,6 +351,7 @@ class MeshCompositor:
         gain = np.ascontiguousarray(grid.gain, np.float32) if grid.gain is not None else None
         sums = {k: cv2.integral(v.astype(np.uint8)) for k, v in (("m", moving), ("l", lit), ("f", filled))}
         layer = None
+        portrait = self._portrait_layers(view) if self.layered and moving.any() else None
         for ox0, oy0, w, h in tiles.tiles(win, TILE_PX):
             gbox = tiles.grid_box(win, ox0, oy0, w, h)
             has = {k: tiles.box_sum(v, gbox) > 0 for k, v in sums.items()}
@@ -320,12 +359,7 @@ class MeshCompositor:
                 continue
             check()
             if has["m"]:
-                # upsample the flow (not absolute coordinates: where it is 0 it stays exactly 0, so
-                # pixels that do not move keep their exact values), then add the pixel grid
-                cmap = upsample(win, flow, ox0, oy0, w, h)
-                cmap[..., 0] += np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]
-                cmap[..., 1] += np.arange(oy0, oy0 + h, dtype=np.float32)[:, None]
-                tile = cv2.remap(view.photo, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                tile = self._moved_tile(view, win, flow, portrait, (ox0, oy0, w, h))
             else:
                 tile = np.array(view.photo[oy0:oy0 + h, ox0:ox0 + w])  # a copy: never write into the photo
             if has["l"]:  # relight the part of the tile under lit grid pixels
@@ -341,6 +375,26 @@ class MeshCompositor:
                                          tiles.sub_rect(filled, gbox, win, ox0, oy0, w, h))
             out[oy0:oy0 + h, ox0:ox0 + w] = tile
         return out
+
+    @staticmethod
+    def _moved_tile(view: _ScaleView, win: Window, flow: np.ndarray, portrait: PortraitLayers | None,
+                    rect: tuple[int, int, int, int]) -> np.ndarray:
+        """One resampling per pixel with a sharp (bicubic) filter on the final flow; with layers the
+        moved person is drawn over the still background. Pixels the flow does not move keep the
+        photo's exact values."""
+        ox0, oy0, w, h = rect
+        # upsample the flow (not absolute coordinates: where it is 0 it stays exactly 0)
+        cmap = upsample(win, flow, ox0, oy0, w, h)
+        still = (cmap[..., 0] == 0) & (cmap[..., 1] == 0)
+        cmap[..., 0] += np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]
+        cmap[..., 1] += np.arange(oy0, oy0 + h, dtype=np.float32)[:, None]
+        tile = cv2.remap(view.photo, cmap, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        if portrait is not None:
+            moved_alpha = cv2.remap(portrait.alpha, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            tile = layers.composite(tile, moved_alpha, portrait.background[oy0:oy0 + h, ox0:ox0 + w])
+        if still.any():
+            tile[still] = view.photo[oy0:oy0 + h, ox0:ox0 + w][still]
+        return tile
 
     def _fill_layer(self, view: _ScaleView, grid: GridMaps) -> tuple[Window, np.ndarray]:
         """The fill provider's layer over the box of pixels needing it, at output resolution (capped):

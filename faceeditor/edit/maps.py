@@ -110,11 +110,13 @@ def relight_gain(src: Sources, skin_tri: torch.Tensor, sh_fit: np.ndarray, sh_ne
     return gain, lit
 
 
-def fill_need(src: Sources, covered: np.ndarray, win: Window) -> np.ndarray:
-    """(H,W) float32 in [0,1]: where the photo has no trustworthy source for the edited head."""
+def fill_need(src: Sources, covered: np.ndarray, win: Window, fillable: torch.Tensor | None = None) -> np.ndarray:
+    """(H,W) float32 in [0,1]: where the photo has no trustworthy source for the edited head.
+    ``fillable``: (F',) bool over the rendered triangles the fill may draw (elsewhere the warped
+    photo stays, e.g. the scalp and neck, which the photo shows as hair and collar)."""
     gh, gw = win.grid_h, win.grid_w
     conf = torch.ones(gh * gw)
-    conf[src.pix] = src.warp_conf
+    conf[src.pix] = src.warp_conf if fillable is None else torch.where(fillable[src.face], src.warp_conf, 1.0)
     # (a ramp: partial confidence at surface borders is mostly a grid-sampling effect)
     lo, hi = NEED_RAMP
     need = ((1.0 - conf - lo) / (hi - lo)).clamp_(0.0, 1.0).view(gh, gw).numpy()

@@ -1,0 +1,86 @@
+"""The layered portrait: the person (head, hair, neck, shoulders) over a background that stays.
+
+LiftedGAN (``002``, eq. 1) moves the head by a transformation map while the background stays. A
+single warp of the whole photo cannot do that near the head: the flow that carries hair and the
+head's outline also drags the background beside it (streaks), and the place the head leaves shows
+whatever the flow brings there (a ghost of the old head, a band of collar). Here the photo is split
+once per output size into
+
+* the person's alpha ``A`` (mediapipe selfie segmentation, :class:`faceeditor.face.segment.PersonSegmenter`,
+  united with the fitted head's own silhouette so a hat or a hand never makes the face transparent);
+* a background ``B``: the photo with the person removed inside the work window, inpainted
+  (``cv2.inpaint``, Telea, on a reduced copy: a smooth continuation of the surrounding background,
+  never a flat band or a streak), the photo elsewhere;
+
+and a moved pixel ``p`` with backward flow ``f`` is drawn back to front:
+``out(p) = A(p + f) photo(p + f) + (1 - A(p + f)) B(p)``: the person moves, the background does not,
+and where the head left, ``B`` shows. Pixels the flow does not move stay the photo's, bit-exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from faceeditor.edit.grid import Window
+
+INPAINT_PX = 320  # long side of the reduced window the background is inpainted on
+HOLE_ALPHA = 0.1  # person alpha above which the background is unknown
+HOLE_GROW = 0.02  # the hole is grown by this fraction of the window's long side (segmentation slack)
+INPAINT_RADIUS = 5  # cv2.inpaint neighbourhood, reduced pixels
+
+
+@dataclass
+class PortraitLayers:
+    """The layers of one output size."""
+
+    alpha: np.ndarray  # (H,W) uint8 person alpha (255 = person) at the output size
+    background: np.ndarray  # (H,W,3) uint8: the photo, person inpainted away inside the work window
+
+
+def person_alpha_at(person: np.ndarray, head: np.ndarray, win: Window, size: tuple[int, int]) -> np.ndarray:
+    """(H,W) uint8 alpha at output ``size`` (w, h): the segmentation ``person`` (any size, float in
+    [0,1]) united with the fitted head's silhouette ``head`` ((grid_h, grid_w) bool on ``win``'s grid)."""
+    w, h = size
+    a = cv2.resize(person.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    rows, cols = win.slices
+    hd = cv2.resize(head.astype(np.float32), (win.w, win.h), interpolation=cv2.INTER_LINEAR)
+    a[rows, cols] = np.maximum(a[rows, cols], hd)
+    return (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def inpaint_background(photo: np.ndarray, alpha: np.ndarray, win: Window) -> np.ndarray:
+    """The photo with the person inpainted away inside ``win`` (a new array; the photo elsewhere)."""
+    out = photo.copy()
+    rows, cols = win.slices
+    crop, a = photo[rows, cols], alpha[rows, cols]
+    ch, cw = crop.shape[:2]
+    k = min(1.0, INPAINT_PX / max(ch, cw))
+    sw, sh = max(1, round(cw * k)), max(1, round(ch * k))
+    small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA)
+    hole = (cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA) > HOLE_ALPHA * 255).astype(np.uint8)
+    grow = max(1, round(HOLE_GROW * max(sw, sh)))
+    hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    if not hole.any():
+        return out
+    filled = cv2.inpaint(small, hole * 255, INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    big = cv2.resize(filled, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    weight = cv2.resize(cv2.GaussianBlur(hole.astype(np.float32), (0, 0), 1.0), (cw, ch),
+                        interpolation=cv2.INTER_LINEAR)[..., None]
+    out[rows, cols] = (crop * (1.0 - weight) + big * weight + 0.5).astype(np.uint8)
+    return out
+
+
+def make_layers(photo: np.ndarray, person: np.ndarray, head: np.ndarray, win: Window) -> PortraitLayers:
+    """The layers of ``photo`` (an output-size copy of the photo) in work window ``win``; ``head``:
+    the fitted head's silhouette on the window's grid."""
+    alpha = person_alpha_at(person, head, win, (photo.shape[1], photo.shape[0]))
+    return PortraitLayers(alpha, inpaint_background(photo, alpha, win))
+
+
+def composite(warped: np.ndarray, warped_alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Back to front: the moved person (``warped``, its moved alpha (H,W) uint8) over ``background``."""
+    a = warped_alpha.astype(np.float32)[..., None] * (1.0 / 255.0)
+    return (warped * a + background * (1.0 - a) + 0.5).astype(np.uint8)

@@ -1,0 +1,58 @@
+"""The layered portrait inside the compositor: the person moves over a still background."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceeditor.edit.compose import MeshCompositor
+from faceeditor.edit.params import EditParams
+from faceeditor.edit.scene import synthetic_photo
+from faceeditor.morphable import default_model_path, load_face_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    if not default_model_path().is_file():
+        pytest.skip("resources/face_model.npz missing: python -m trainers.build_face_model")
+    return load_face_model("cpu")
+
+
+def test_layered_turn_keeps_still_pixels_and_the_background(model):
+    scene = synthetic_photo(model, seed=5, size=(384, 384))
+    h, w = scene.photo.shape[:2]
+    person = np.zeros((h, w), np.float32)  # the "segmentation": the middle of the frame
+    person[60:, 90:300] = 1.0
+    plain = MeshCompositor(scene.photo, scene.state, model).render(EditParams(yaw=20.0))
+    comp = MeshCompositor(scene.photo, scene.state, model, layered=True, person_mask=person)
+    out = comp.render(EditParams(yaw=20.0))
+    assert out.shape == scene.photo.shape and out.dtype == np.uint8
+    flow = comp.grid_maps(EditParams(yaw=20.0)).flow
+    assert flow is not None
+    changed = np.any(out != scene.photo, axis=2)
+    # pixels far from the head (outside the work window's moving area) are the photo's, bit-exact
+    assert not changed[:, :20].any() and not changed[:, -20:].any()
+    # the background beside the person stays where it was: the layered render changes less of it
+    # than the single warp does
+    bg = person == 0
+    moved_plain = np.any(plain != scene.photo, axis=2) & bg
+    moved_layered = changed & bg
+    assert moved_layered.sum() < moved_plain.sum()
+    assert comp.render(EditParams()).tobytes() == scene.photo.tobytes()  # a zero edit is the photo
+
+
+def test_person_segmentation_on_the_sample_portrait():
+    from faceeditor.core.paths import sample_image_path
+    from faceeditor.face.detect import detect_faces
+    from faceeditor.face.segment import PersonSegmenter
+    from faceeditor.io import load_rgb
+
+    rgb = load_rgb(sample_image_path())
+    with PersonSegmenter() as seg:
+        mask = seg.mask(rgb)
+    assert mask.shape == rgb.shape[:2] and mask.dtype == np.float32 and 0.0 <= mask.min() <= mask.max() <= 1.0
+    x0, y0, x1, y1 = (int(v) for v in detect_faces(rgb)[0].box)
+    assert mask[y0:y1, x0:x1].mean() > 0.9  # the face is the person
+    assert mask.mean() < 0.8  # and not everything is
+    with pytest.raises(ValueError):
+        PersonSegmenter().mask(rgb.astype(np.float32))
