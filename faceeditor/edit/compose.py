@@ -44,7 +44,7 @@ import torch
 from faceeditor.core.camera import Camera
 from faceeditor.core.progress import check_cancel
 from faceeditor.core.state import FaceState
-from faceeditor.edit import layers, maps, relight, tiles
+from faceeditor.edit import eyes, layers, maps, relight, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
 from faceeditor.edit.geometry import (
@@ -274,13 +274,23 @@ class MeshCompositor:
 
         check()
         view = self._view(scale)
+        edit, blink = eyes.split_blink(edit, self.state, self.model.expression_names)
+        grid = None
         if is_zero_edit(edit, self.state, self.model):
-            return view.photo.copy()
-        check()
-        with torch.no_grad():
-            grid = self._grid_maps(edit, view, check)
-        check()
-        return self._compose(view, grid, check)
+            out = view.photo.copy()
+        else:
+            check()
+            with torch.no_grad():
+                grid = self._grid_maps(edit, view, check)
+            check()
+            out = self._compose(view, grid, check)
+        if blink and self.state.detector_landmarks is not None:
+            k = view.camera.width / float(self.state.image_size[0])
+            lm = np.asarray(self.state.detector_landmarks, np.float64)[:, :2] * k
+            if grid is not None and grid.flow is not None:
+                lm = eyes.carry_points(lm, grid.flow, grid.window)
+            out = eyes.close_eyes(out, lm, blink)
+        return out
 
     def _sources(self, edit: EditParams, view: _ScaleView) -> tuple[Sources, EditedHead]:
         """Correspondence of the edited head's grid pixels, and the edited head (its grid-screen

@@ -1,0 +1,68 @@
+"""Closing the eyes in image space from the surrounding skin (blink)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceeditor.core.state import FaceState
+from faceeditor.edit import eyes
+from faceeditor.edit.grid import Window
+from faceeditor.edit.params import EditParams
+
+
+def _eye_scene() -> tuple[np.ndarray, np.ndarray]:
+    """A skin-coloured image with one almond-shaped dark eye and its mediapipe contour points."""
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[:] = (190, 150, 130)
+    lm = np.zeros((478, 2), np.float64)
+    e = eyes.RIGHT_EYE
+    xs = np.linspace(50, 110, 9)
+    up_y = 60 - 12 * np.sin(np.linspace(0, np.pi, 9))
+    lo_y = 60 + 8 * np.sin(np.linspace(0, np.pi, 9))
+    lm[e["corners"][0]], lm[e["corners"][1]] = (xs[0], 60), (xs[-1], 60)
+    for i, j in enumerate(e["upper"]):
+        lm[j] = (xs[i + 1], up_y[i + 1])
+    for i, j in enumerate(e["lower"]):
+        lm[j] = (xs[i + 1], lo_y[i + 1])
+    import cv2
+
+    poly = np.round(np.vstack([np.stack([xs, up_y], 1), np.stack([xs, lo_y], 1)[::-1]])).astype(np.int32)
+    cv2.fillPoly(img, [poly], (40, 30, 30))
+    return img, lm
+
+
+def test_a_closed_eye_is_skin_with_a_lash_line():
+    img, lm = _eye_scene()
+    shut = eyes.close_eyes(img, lm, {"eyeBlink_R": 1.0})
+    opening = img[..., 0] == 40
+    assert np.median(shut[opening][:, 0]) > 150  # the dark opening became skin ...
+    assert shut[opening].min() < 120  # ... but for the lash line
+    assert np.array_equal(shut[:10], img[:10]) and np.array_equal(shut[:, :20], img[:, :20])  # far pixels untouched
+
+
+def test_blink_amounts_are_gradual():
+    img, lm = _eye_scene()
+    opening = img[..., 0] == 40
+    dark = [(eyes.close_eyes(img, lm, {"eyeBlink_R": a})[opening] < 100).mean() for a in (0.0, 0.3, 0.6, 1.0)]
+    assert dark[0] == 1.0 and dark[0] > dark[1] > dark[2] > dark[3]
+    assert np.array_equal(eyes.close_eyes(img, lm, {"eyeBlink_L": 0.0}), img)
+
+
+def test_split_blink_keeps_the_geometry_and_measures_from_the_photo():
+    names = ["eyeBlink_L", "eyeBlink_R", "jawOpen"]
+    st = FaceState((10, 10), (0, 0, 1, 1), np.eye(3), np.zeros(3), 100.0, np.zeros(100),
+                   np.array([0.5, 0.0, 0.2], np.float32), np.zeros((9, 3)))
+    edit = EditParams(expression={"eyeBlink_L": 1.0, "eyeBlink_R": 0.5, "jawOpen": 0.7})
+    geo, amounts = eyes.split_blink(edit, st, names)
+    assert geo.expression == {"eyeBlink_L": 0.5, "eyeBlink_R": 0.0, "jawOpen": 0.7}
+    assert amounts == pytest.approx({"eyeBlink_L": 1.0, "eyeBlink_R": 0.5})
+    assert eyes.split_blink(EditParams(expression={"eyeBlink_L": 0.2}), st, names)[1] == {}
+
+
+def test_carry_points_inverts_a_constant_flow():
+    win = Window(0, 0, 100, 80, 50, 40)
+    flow = np.zeros((40, 50, 2), np.float32)
+    flow[..., 0] = 3.0  # every output pixel takes the photo pixel 3 px to its right
+    got = eyes.carry_points(np.array([[40.0, 30.0]]), flow, win)
+    assert got == pytest.approx(np.array([[37.0, 30.0]]), abs=1e-4)
