@@ -52,12 +52,14 @@ def test_blink_amounts_are_gradual():
 def test_split_blink_keeps_the_geometry_and_measures_from_the_photo():
     names = ["eyeBlink_L", "eyeBlink_R", "jawOpen"]
     st = FaceState((10, 10), (0, 0, 1, 1), np.eye(3), np.zeros(3), 100.0, np.zeros(100),
-                   np.array([0.5, 0.0, 0.2], np.float32), np.zeros((9, 3)))
+                   np.array([0.5, 0.0, 0.2], np.float32), np.zeros((9, 3)), detector_landmarks=np.zeros((478, 3)))
     edit = EditParams(expression={"eyeBlink_L": 1.0, "eyeBlink_R": 0.5, "jawOpen": 0.7})
     geo, amounts = eyes.split_blink(edit, st, names)
     assert geo.expression == {"eyeBlink_L": 0.5, "eyeBlink_R": 0.0, "jawOpen": 0.7}
     assert amounts == pytest.approx({"eyeBlink_L": 1.0, "eyeBlink_R": 0.5})
     assert eyes.split_blink(EditParams(expression={"eyeBlink_L": 0.2}), st, names)[1] == {}
+    st.detector_landmarks = None  # no eye points: the mesh closes the lids
+    assert eyes.split_blink(edit, st, names) == (edit, {})
 
 
 def test_carry_points_inverts_a_constant_flow():
@@ -66,3 +68,31 @@ def test_carry_points_inverts_a_constant_flow():
     flow[..., 0] = 3.0  # every output pixel takes the photo pixel 3 px to its right
     got = eyes.carry_points(np.array([[40.0, 30.0]]), flow, win)
     assert got == pytest.approx(np.array([[37.0, 30.0]]), abs=1e-4)
+
+
+def test_blink_on_the_sample_portrait_closes_only_the_eyes():
+    from faceeditor.bench import _judges as J
+    from faceeditor.core.paths import sample_image_path
+    from faceeditor.edit.compose import MeshCompositor
+    from faceeditor.edit.presets import macro_weights
+    from faceeditor.face.detect import FaceDetector
+    from faceeditor.fit.pipeline import fit_photo
+    from faceeditor.io import load_rgb
+    from faceeditor.morphable import default_model_path, load_face_model
+
+    if not default_model_path().is_file():
+        pytest.skip("resources/face_model.npz missing")
+    rgb = load_rgb(sample_image_path())
+    det = FaceDetector()
+    state = fit_photo(rgb, detector=det)[0]
+    out = MeshCompositor(rgb, state, load_face_model()).render(EditParams(expression=macro_weights("blink", 1.0)))
+    changed = np.any(out != rgb, axis=2)
+    lm = state.detector_landmarks[:, :2]
+    eye_pts = lm[[*eyes.RIGHT_EYE["upper"], *eyes.LEFT_EYE["upper"], 33, 263, 133, 362]]
+    x0, y0 = eye_pts.min(0) - 40
+    x1, y1 = eye_pts.max(0) + 40
+    ys, xs = np.nonzero(changed)
+    assert len(ys) > 50 and xs.min() >= x0 and xs.max() <= x1 and ys.min() >= y0 and ys.max() <= y1
+    before = J.eye_aspect_ratio(J.nearest_face(det, rgb, state.face_box).landmarks)
+    after = J.eye_aspect_ratio(J.nearest_face(det, out, state.face_box).landmarks)
+    assert after < 0.75 * before

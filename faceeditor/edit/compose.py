@@ -60,7 +60,6 @@ from faceeditor.edit.grid import Window, make_window, upsample
 from faceeditor.edit.layers import PortraitLayers
 from faceeditor.edit.maps import EditedHead, GridMaps
 from faceeditor.edit.params import EditParams
-from faceeditor.face.segment import SEGMENT_PX, PersonSegmenter
 from faceeditor.morphable.model import FaceModel
 from faceeditor.morphable.normals import vertex_normals
 from faceeditor.render.atlas import render_face_ids
@@ -200,17 +199,10 @@ class MeshCompositor:
         return _ScaleView(cam, photo, win, orig, src, head_px, taper)
 
     def person_mask(self) -> np.ndarray:
-        """The photo's person alpha (float32 in [0,1], at most :data:`~faceeditor.face.segment.SEGMENT_PX`
-        on its long side), segmented once."""
+        """The photo's person alpha (:func:`layers.segment_person`), segmented once."""
         with self._lock:
             if self._person is None:
-                small = self.photo
-                k = SEGMENT_PX / max(self.photo.shape[:2])
-                if k < 1.0:
-                    small = cv2.resize(self.photo, (max(1, round(self.photo.shape[1] * k)),
-                                                    max(1, round(self.photo.shape[0] * k))), interpolation=cv2.INTER_AREA)
-                with PersonSegmenter() as seg:
-                    self._person = seg.mask(small)
+                self._person = layers.segment_person(self.photo)
             return self._person
 
     def _portrait_layers(self, view: _ScaleView) -> PortraitLayers:
@@ -284,12 +276,9 @@ class MeshCompositor:
                 grid = self._grid_maps(edit, view, check)
             check()
             out = self._compose(view, grid, check)
-        if blink and self.state.detector_landmarks is not None:
-            k = view.camera.width / float(self.state.image_size[0])
-            lm = np.asarray(self.state.detector_landmarks, np.float64)[:, :2] * k
-            if grid is not None and grid.flow is not None:
-                lm = eyes.carry_points(lm, grid.flow, grid.window)
-            out = eyes.close_eyes(out, lm, blink)
+        if blink:
+            out = eyes.close_edited_eyes(out, self.state, blink, None if grid is None else grid.flow,
+                                         view.window)
         return out
 
     def _sources(self, edit: EditParams, view: _ScaleView) -> tuple[Sources, EditedHead]:

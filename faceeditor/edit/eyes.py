@@ -131,7 +131,10 @@ def close_eyes(image: np.ndarray, landmarks: np.ndarray, amounts: dict[str, floa
 
 def split_blink(edit: EditParams, state: FaceState, names: list[str]) -> tuple[EditParams, dict[str, float]]:
     """The edit without the eye closing it asks for beyond the photo's own (the geometry keeps the
-    fitted eyeBlink weights), and how far each eye closes from there, in [0, 1] of its opening."""
+    fitted eyeBlink weights), and how far each eye closes from there, in [0, 1] of its opening.
+    A state without the detector's eye points keeps the blink in the geometry (the mesh closes the lids)."""
+    if state.detector_landmarks is None:
+        return edit, {}
     fitted = dict(zip(names, np.asarray(state.expression, np.float64).reshape(-1)))
     amounts: dict[str, float] = {}
     for name in EYES:
@@ -157,3 +160,14 @@ def carry_points(points: np.ndarray, flow: np.ndarray, win: Window, iterations: 
                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(-1, 2)
         p = points.astype(np.float32) - f
     return p.astype(np.float64)
+
+
+def close_edited_eyes(image: np.ndarray, state: FaceState, amounts: dict[str, float], flow: np.ndarray | None,
+                      win: Window) -> np.ndarray:
+    """Close the eyes of an edited photo (output size ``image``): the photo's mediapipe eye points
+    are scaled to it and carried by the edit's backward ``flow`` on ``win``'s grid (None: no motion)."""
+    k = image.shape[1] / float(state.image_size[0])
+    lm = np.asarray(state.detector_landmarks, np.float64)[:, :2] * k
+    if flow is not None:
+        lm = carry_points(lm, flow, win)
+    return close_eyes(image, lm, amounts)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from faceeditor.edit.grid import Window
+from faceeditor.face.segment import SEGMENT_PX, PersonSegmenter
 
 INPAINT_PX = 320  # long side of the reduced window the background is inpainted on
 HOLE_ALPHA = 0.1  # person alpha above which the background is unknown
@@ -38,6 +39,15 @@ class PortraitLayers:
 
     alpha: np.ndarray  # (H,W) uint8 person alpha (255 = person) at the output size
     background: np.ndarray  # (H,W,3) uint8: the photo, person inpainted away inside the work window
+
+
+def segment_person(photo: np.ndarray) -> np.ndarray:
+    """The person alpha of a uint8 photo (float32 in [0,1], at most ``SEGMENT_PX`` on its long side)."""
+    k = SEGMENT_PX / max(photo.shape[:2])
+    small = photo if k >= 1.0 else cv2.resize(photo, (max(1, round(photo.shape[1] * k)), max(1, round(photo.shape[0] * k))),
+                                              interpolation=cv2.INTER_AREA)
+    with PersonSegmenter() as seg:
+        return seg.mask(small)
 
 
 def person_alpha_at(person: np.ndarray, head: np.ndarray, win: Window, size: tuple[int, int]) -> np.ndarray:
