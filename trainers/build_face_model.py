@@ -24,7 +24,6 @@ Output arrays (V = 24591 vertices, F = 48836 triangles):
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import sys
@@ -38,6 +37,7 @@ if str(REPO_DIR) not in sys.path:
     sys.path.insert(0, str(REPO_DIR))
 
 from faceeditor.core.paths import resources_dir, shared_data_dir  # noqa: E402
+from trainers.common import sha256_file  # noqa: E402
 
 BUILDER_VERSION = "1.0"
 KEEP_REGIONS = ["M_Face", "M_BackHead", "M_GumsTongue", "M_Teeth",
@@ -58,14 +58,6 @@ def default_src() -> Path:
     data = shared_data_dir()
     base = data if data is not None else REPO_DIR.parent / "shared" / "data"
     return base / "ict_facekit" / "ict_face_model_light.npz"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def vertex_regions(n_vertices: int) -> np.ndarray:
@@ -218,10 +210,10 @@ def write_manifest(out: Path, src: Path, arrays: dict[str, np.ndarray], checks: 
     manifest = {
         "artifact": out.name, "builder": "trainers/build_face_model.py", "builder_version": BUILDER_VERSION,
         "command": " ".join(["python -m trainers.build_face_model"] + [shlex.quote(a) for a in argv]),
-        "source": {"file": "../shared/data/ict_facekit/" + src.name, "sha256": sha256(src),
+        "source": {"file": "../shared/data/ict_facekit/" + src.name, "sha256": sha256_file(src),
                    "model": "ICT-FaceKit Face Model Light"},
         "license": LICENSE_NOTICE, "license_file": "LICENSE-ICT-FaceKit.txt", "credits": CREDITS,
-        "output": {"bytes": out.stat().st_size, "sha256": sha256(out)},
+        "output": {"bytes": out.stat().st_size, "sha256": sha256_file(out)},
         "conventions": "centimetres; +Y up, face looks toward +Z, +X is the subject's left; "
                        "expression _L = subject's left",
         "arrays": {k: f"{v.dtype} {tuple(v.shape)}" for k, v in arrays.items()},
