@@ -1,4 +1,5 @@
-"""The package's dependency structure: imports run one way, lower layer to higher, with no cycles.
+"""The package's dependency structure: imports run one way, lower layer to higher, with no cycles;
+files and functions stay small.
 
 Every ``import`` of every module under ``faceeditor/`` is parsed, those inside functions
 included. A module may import its own package and any package of a lower layer:
@@ -138,3 +139,25 @@ def test_the_checker_sees_a_violation(tmp_path):
     finally:
         PACKAGE = saved
     assert found == [("edit", "faceeditor.neural"), ("edit", "faceeditor.app")]
+
+
+MAX_FILE_LINES = 450
+MAX_FUNCTION_LINES = 80
+
+
+def test_files_and_functions_stay_small():
+    """One idea per module: no source file over 450 lines, no function over 80 (package, trainers, tests)."""
+    root = PACKAGE.parent
+    bad = []
+    for folder in ("faceeditor", "trainers", "tests"):
+        for path in sorted((root / folder).rglob("*.py")):
+            text = path.read_text()
+            rel = path.relative_to(root)
+            if text.count("\n") > MAX_FILE_LINES:
+                bad.append(f"{rel}: {text.count(chr(10))} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > MAX_FUNCTION_LINES:
+                        bad.append(f"{rel}:{node.lineno} {node.name}(): {n} lines")
+    assert not bad, "too long:\n" + "\n".join(bad)
