@@ -170,3 +170,35 @@ def test_edit_with_the_real_fitter(tmp_path) -> None:
                  "--light-azimuth", "40", "--light-elevation", "20"]) == 0
     a, b = load_image(sample_image_path()).pixels, load_image(out).pixels
     assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_batch_outputs_are_unique_per_input(tmp_path) -> None:
+    from faceeditor.commands.batch import output_plan
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    files = [src / "x.gif", src / "x.png", src / "X.PNG", src / "y.bmp", src / "sub" / "x.gif"]
+    plan = output_plan(files, src, out)
+    dsts = [d for _, d in plan]
+    assert len({str(d).lower() for d in dsts}) == len(files)  # one output per input
+    two = dict(output_plan([src / "x.gif", src / "x.png"], src, out))
+    assert two[src / "x.png"] == out / "x.png"  # the input that keeps its format keeps its name
+    assert two[src / "x.gif"] == out / "x.gif.png"
+    assert dict(plan)[src / "sub" / "x.gif"] == out / "sub" / "x.png"  # no collision there
+    assert output_plan(files, src, out) == plan  # deterministic (resumes find the same names)
+
+
+def test_batch_with_colliding_names_writes_both(tmp_path, scenes, fake_fitter, capsys) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    save_image(src / "x.png", scenes[0].photo)
+    from PIL import Image
+
+    Image.fromarray(scenes[1].photo).save(src / "x.gif")  # GIF is read, not written: -> .png
+    fake_fitter.table[_key(load_image(src / "x.gif").pixels)] = scenes[1].state  # its palette copy
+    preset = tmp_path / "p.json"
+    preset.write_text(json.dumps({"yaw": 10.0}))
+    rc = main(["batch", str(src), str(out), "--preset-file", str(preset)])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.out + cap.err
+    assert (out / "x.png").is_file() and (out / "x.gif.png").is_file()
+    assert "2 edited" in cap.out

@@ -69,10 +69,33 @@ def discover(in_dir: Path, out_dir: Path) -> list[Path]:
 
 
 def output_path(src: Path, in_dir: Path, out_dir: Path) -> Path:
+    """The output of one input: the same relative path; formats we cannot write become ``.png``."""
     rel = src.relative_to(in_dir)
     if rel.suffix.lower() not in EXTENSIONS:
         rel = rel.with_suffix(".png")
     return out_dir / rel
+
+
+def output_plan(files: list[Path], in_dir: Path, out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs with one distinct output per input, decided before any work: when two
+    inputs would land on the same file (``x.gif`` and ``x.png`` -> ``x.png``; names differing only
+    in case), the input that keeps its own extension keeps the name, the others get their original
+    extension in the name (``x.gif.png``), then a counter if that is taken too."""
+    plain = [output_path(f, in_dir, out_dir) for f in files]
+    order = sorted(range(len(files)), key=lambda i: (plain[i].suffix != files[i].suffix, str(files[i])))
+    taken: set[str] = set()
+    out: dict[int, Path] = {}
+    for i in order:
+        dst = plain[i]
+        if str(dst).lower() in taken:
+            dst = dst.with_name(f"{files[i].name}{dst.suffix}")
+        k = 2
+        while str(dst).lower() in taken:
+            dst = plain[i].with_name(f"{plain[i].stem}_{k}{plain[i].suffix}")
+            k += 1
+        taken.add(str(dst).lower())
+        out[i] = dst
+    return [(files[i], out[i]) for i in range(len(files))]
 
 
 # ---------------------------------------------------------------------------- work
@@ -173,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     files = discover(args.in_dir, args.out_dir)
     if not files:
         raise FaceEditorError(f"{args.in_dir}: no image files found")
-    plan = [(f, output_path(f, args.in_dir, args.out_dir)) for f in files]
+    plan = output_plan(files, args.in_dir, args.out_dir)
     done_before = [s for s, d in plan if d.exists()] if not args.force else []
     todo = [(s, d) for s, d in plan if args.force or not d.exists()]
     print(f"{len(files)} photo(s) in {args.in_dir}: {len(todo)} to do, {len(done_before)} already in {args.out_dir} "
