@@ -146,3 +146,17 @@ def test_fit_light_recovers_a_directional_light() -> None:
     sh[4:] += np.array([0.05, -0.04, 0.06, 0.03, -0.05], np.float32)[:, None]
     f = fit_light(sh)
     assert abs(f.azimuth - 25.0) < 10.0 and abs(f.elevation - 20.0) < 10.0
+
+
+def test_a_white_light_reads_neutral_whatever_its_constant_term():
+    """A fit on one face may leave the SH's constant term negative: its sign must not colour the light
+    (it turned white lights 3800 K orange, and relit faces blue or orange)."""
+    import numpy as np
+
+    from faceeditor.edit.light import LightParams, fit_light, light_from_sh
+
+    sh = np.zeros((9, 3), np.float32)
+    sh[0], sh[2], sh[3] = -0.21, 2.86, -0.59  # white (equal channels), negative DC: measured on an LFW photo
+    assert fit_light(sh).temperature == 6500.0 and light_from_sh(sh).temperature == 6500.0
+    for kelvin in (3000.0, 6500.0, 9000.0):
+        assert fit_light(LightParams(20.0, 10.0, 0.8, 0.3, kelvin).to_sh()).temperature == kelvin

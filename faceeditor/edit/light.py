@@ -81,12 +81,23 @@ def light_from_sh(sh: np.ndarray) -> LightParams:
     # DC of directional part: intensity * A_0 * c0^2 ; the rest is ambient / c0 (times c0 when shading)
     dc_light = intensity * LAMBERT_BAND[0] * SH_CONSTS[0]
     ambient = max(0.0, (lum[0] - dc_light) * SH_CONSTS[0])
-    bal = sh[0] / max(sh[0].mean(), 1e-8)
-    temperature = _temperature_from_balance(bal)
-    return LightParams(az, el, float(intensity), float(ambient), temperature)
+    return LightParams(az, el, float(intensity), float(ambient), _temperature_of(sh))
 
 
 TEMPERATURES_K = np.linspace(2000.0, 12000.0, 101)  # the colour temperatures a fitted light is matched to
+
+
+def _temperature_of(sh: np.ndarray) -> float:
+    """The colour temperature of SH irradiance (9,3): from the channel balance of its mean shading on
+    the normals a face shows the camera (not of its constant term alone, which a fit on one face
+    may leave near zero or negative: its sign would turn a white light orange or blue). A white SH
+    (equal channels) reads exactly 6500 K."""
+    _, basis = _front_normals()
+    mean = (basis @ np.asarray(sh, np.float64).reshape(9, 3)).mean(0)  # (3,)
+    lum = float(mean.mean())
+    if lum <= 1e-8 or np.allclose(mean, lum, rtol=1e-6, atol=0.0):
+        return 6500.0
+    return _temperature_from_balance(np.clip(mean / lum, 0.0, None))
 
 
 def _temperature_from_balance(rgb: np.ndarray) -> float:
@@ -157,5 +168,4 @@ def fit_light(sh: np.ndarray) -> LightParams:
         if e[k] < best[0]:
             d, best = cand[k], (e[k], i[k], a[k])
     az, el = angles_from_direction(torch.as_tensor(d))
-    bal = sh[0] / max(sh[0].mean(), 1e-8)
-    return LightParams(float(az), float(el), float(best[1]), float(best[2]), _temperature_from_balance(bal))
+    return LightParams(float(az), float(el), float(best[1]), float(best[2]), _temperature_of(sh))
