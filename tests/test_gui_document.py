@@ -191,3 +191,12 @@ def test_gui_command_is_registered():
     assert {"gui", "install-desktop"} <= set(table)
     args = parser.parse_args(["gui", "photo.jpg"])
     assert str(args.photo) == "photo.jpg"
+
+
+def test_a_drag_is_one_history_entry_labelled_with_its_final_value(doc):
+    n = len(doc.history)
+    for yaw in (4.0, 12.0, 20.0, 27.0):
+        doc.set_pose(yaw=yaw)
+    doc.close_gesture()
+    assert len(doc.history) == n + 1
+    assert doc.history.labels()[-1] == "Pose: yaw +27°"

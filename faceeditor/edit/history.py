@@ -3,7 +3,8 @@
 The history is a list of ``(label, value)`` entries with a cursor. :meth:`History.push` adds a
 new current value, dropping anything that was undone. A *gesture* (one slider drag, typing
 in a spin box) makes many changes that the user thinks of as one edit: pushes with the same
-``merge_key`` inside one open gesture replace the top entry instead of stacking up. The
+``merge_key`` inside one open gesture replace the top entry (value and label: a drag reads as its
+final value) instead of stacking up. The
 gesture closes on :meth:`History.close_gesture` (slider released, focus left), on a push
 with another key, or after ``merge_window_s`` without changes.
 
@@ -70,7 +71,7 @@ class History(Generic[T]):
         if (merge_key is not None and top.open and top.merge_key == merge_key and self._pos > 0
                 and now - top.time <= self.merge_window_s):
             del self._entries[self._pos + 1:]
-            top.value, top.time = value, now
+            top.value, top.time, top.label = value, now, label  # the label says the final value
             return True
         del self._entries[self._pos + 1:]
         top.open = False
