@@ -76,3 +76,20 @@ def test_layers_composite_and_inpaint():
     assert np.array_equal(bg[:5], photo[:5])  # outside the window: the photo itself
     out = layers.composite(photo, alpha, bg)
     assert np.array_equal(out[alpha == 255], photo[alpha == 255]) and np.array_equal(out[alpha == 0], bg[alpha == 0])
+
+
+def test_incoherence_tells_a_moved_photo_from_a_painted_one():
+    rng = np.random.default_rng(1)
+    base = (rng.random((12, 16, 3)) * 255).astype(np.uint8)
+    import cv2
+
+    src = cv2.resize(base, (320, 240), interpolation=cv2.INTER_CUBIC)  # a smooth random "photo"
+    assert np.isnan(J.incoherence(src, src.copy(), 100.0))  # nothing changed
+    moved = src.copy()
+    moved[60:180, 80:240] = src[60:180, 84:244]  # a region shifted by 4 px: the photo's own patches
+    painted = src.copy()
+    painted[60:180, 80:240] = (rng.random((120, 160, 3)) * 255).astype(np.uint8)  # patches it never had
+    flat = src.copy()
+    flat[60:180, 80:240] = (20, 200, 240)  # a flat band of a colour the photo lacks, hard edges
+    low = J.incoherence(src, moved, 100.0)
+    assert low < 0.25 * J.incoherence(src, painted, 100.0) and low < 0.5 * J.incoherence(src, flat, 100.0)

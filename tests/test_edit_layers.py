@@ -56,3 +56,20 @@ def test_person_segmentation_on_the_sample_portrait():
     assert mask.mean() < 0.8  # and not everything is
     with pytest.raises(ValueError):
         PersonSegmenter().mask(rgb.astype(np.float32))
+
+
+def test_bicubic_warp_keeps_pixels_with_zero_flow_exact(model):
+    from faceeditor.edit.grid import upsample
+
+    scene = synthetic_photo(model, seed=3, size=(320, 320))
+    comp = MeshCompositor(scene.photo, scene.state, model)
+    edit = EditParams(yaw=12.0)
+    out = comp.render(edit)
+    maps = comp.grid_maps(edit)
+    win = maps.window
+    flow = upsample(win, maps.flow, win.x0, win.y0, win.w, win.h)
+    zero = (flow[..., 0] == 0) & (flow[..., 1] == 0)
+    rows, cols = win.slices
+    moved_tile = ~zero
+    assert zero.sum() > 1000 and moved_tile.sum() > 1000  # both kinds of pixel inside the window
+    assert np.array_equal(out[rows, cols][zero], scene.photo[rows, cols][zero])

@@ -149,6 +149,49 @@ def changed_edge_ratio(source: np.ndarray, edited: np.ndarray) -> float:
     return float(_gradient_energy(edited)[changed].mean() / max(_gradient_energy(source)[changed].mean(), 1e-6))
 
 
+INCOHERENCE_FACE_PX = 100  # both images are resized so the face is this big before patches are compared
+INCOHERENCE_PATCH = 9  # patch side (pixels at that size)
+
+
+def _patches(img: np.ndarray, mask: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``n`` random (P*P*3,) patches of ``img`` centred on ``mask`` pixels."""
+    h, w = mask.shape
+    r = INCOHERENCE_PATCH // 2
+    ys, xs = np.nonzero(mask[r:h - r, r:w - r])
+    ys, xs = ys + r, xs + r
+    if len(ys) > n:
+        keep = rng.choice(len(ys), n, replace=False)
+        ys, xs = ys[keep], xs[keep]
+    off = np.arange(-r, r + 1)
+    out = img[ys[:, None, None] + off[None, :, None], xs[:, None, None] + off[None, None, :]]
+    return out.reshape(len(ys), -1).astype(np.float64)
+
+
+def incoherence(source: np.ndarray, edited: np.ndarray, face_px: float, seed: int = 0) -> float:
+    """How much of what the edit changed looks like nothing in the photo (Simakov et al.'s
+    bidirectional similarity, one direction): for patches of the changed region of the edit, the
+    RMS CIELAB distance to the nearest patch of the photo around it; the 90th percentile. A clean
+    warp moves the photo's own patches (small distances); a ghost face, a hard seam, a smear or a
+    painted band makes patches the photo does not have. Both images are first resized so the face
+    is :data:`INCOHERENCE_FACE_PX` pixels. nan when nothing changed."""
+    k = min(1.0, INCOHERENCE_FACE_PX / max(face_px, 1.0))
+    size = (max(1, round(source.shape[1] * k)), max(1, round(source.shape[0] * k)))
+    src, ed = (cv2.resize(i, size, interpolation=cv2.INTER_AREA) if k < 1.0 else i for i in (source, edited))
+    lab_s, lab_e = (cv2.cvtColor(i.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB) for i in (src, ed))
+    d = np.abs(src.astype(np.int16) - ed.astype(np.int16)).max(2).astype(np.uint8)
+    changed = cv2.GaussianBlur(d, (5, 5), 1.0) > 6
+    if changed.sum() < 20:
+        return float("nan")
+    around = cv2.dilate(changed.astype(np.uint8), np.ones((31, 31), np.uint8)) > 0
+    rng = np.random.default_rng(seed)
+    a, b = _patches(lab_e, changed, 1500, rng), _patches(lab_s, around, 6000, rng)
+    if not len(a) or not len(b):
+        return float("nan")
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    nearest = np.sqrt(np.maximum(d2.min(1), 0.0) / a.shape[1])
+    return float(np.percentile(nearest, 90))
+
+
 def roc_auc(scores: list[float], positive: list[bool]) -> float:
     """Area under the ROC curve of ``scores`` for the ``positive`` class (ties count half; nan scores
     rank lowest)."""

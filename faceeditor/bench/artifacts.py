@@ -6,7 +6,8 @@ rendered again with the labelled renderer and every artifact metric of
 :mod:`faceeditor.bench._judges` is read on it; the ROC AUC of each metric for the label
 ``broken`` says how well it separates them (1 = perfectly, 0.5 = not at all). Keys:
 ``labels``, ``broken``, ``seam_ratio_auc``, ``seam_p95_ratio_auc``, ``changed_edge_ratio_auc``
-(of ``abs(log)`` of the ratio), ``id_dist_auc`` (dlib, edit vs photo), and for honesty
+(of ``abs(log)`` of the ratio), ``incoherence_auc`` (:func:`faceeditor.bench._judges.incoherence`:
+patches of the edit the photo does not have), ``id_dist_auc`` (dlib, edit vs photo), and for honesty
 ``edit_size_auc`` (the AUC of the edit's size alone: a metric that only tracks how big the edit is
 reaches it without seeing any artifact) and ``<metric>_auc_same_size`` (the AUC within groups of
 edits of the same size, averaged with weights n_broken x n_clean). The labels hold for the renderer
@@ -32,7 +33,7 @@ from faceeditor.io import save_image
 
 NAME = "artifacts"
 HELP = "ROC AUC of the artifact metrics on edits labelled broken/clean by eye"
-METRICS = ("seam_ratio", "seam_p95_ratio", "changed_edge_ratio", "id_dist")
+METRICS = ("seam_ratio", "seam_p95_ratio", "changed_edge_ratio", "incoherence", "id_dist")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,7 @@ def _measure(judges: R.Judges, photo: R.FittedPhoto, edited: np.ndarray) -> dict
     row = {"seam_ratio": J.seam_ratio(photo.rgb, edited, photo.face.size),
            "seam_p95_ratio": J.seam_p95_ratio(photo.rgb, edited, photo.face.size),
            "changed_edge_ratio": abs(float(np.log(max(J.changed_edge_ratio(photo.rgb, edited), 1e-6)))),
+           "incoherence": J.incoherence(photo.rgb, edited, photo.face.size),
            "id_dist": float("nan")}
     face = J.nearest_face(judges.detector, edited, photo.face.box)
     if face is not None:

@@ -11,7 +11,9 @@ largest face; the judges are not our fitter's own outputs:
 * yaw +30 and -30 → ``yaw30_seam_ratio_median`` (:func:`faceeditor.bench._judges.seam_ratio`),
   ``yaw30_id_dist_mean`` (dlib, edit vs photo), ``yaw30_pose_err_deg_median`` (angle between the
   rotation re-fitted on the edit and the one asked for);
-* a zero edit → ``noop_psnr_db``: the lowest PSNR against the photo (100 = bit-exact).
+* a zero edit → ``noop_psnr_db``: the lowest PSNR against the photo (100 = bit-exact);
+* extra: ``yaw30_incoherence_median`` (:func:`faceeditor.bench._judges.incoherence`, the artifact
+  metric that agrees with labels made by eye; ``bench artifacts``).
 
 Top-level keys are the default renderer's; each renderer's keys follow prefixed ``mesh_`` ...
 A contact sheet per photo (the photo, then each edit; one row per renderer) goes to ``--out-dir``.
@@ -59,7 +61,7 @@ def edit_for(name: str, renderer: str) -> EditParams:
 def judge_photo(photo: R.FittedPhoto, renderer: str, judges: R.Judges) -> tuple[dict[str, list[float]], list[np.ndarray]]:
     """Every edit of one photo with one renderer, and what the judges read on them."""
     r = judges.renderers.make(renderer, photo.rgb, photo.state)
-    out: dict[str, list[float]] = {k: [] for k in ("ear", "mar", "seam", "id", "pose", "noop", "src_ear")}
+    out: dict[str, list[float]] = {k: [] for k in ("ear", "mar", "seam", "incoh", "id", "pose", "noop", "src_ear")}
     images = []
     src = J.nearest_face(judges.detector, photo.rgb, photo.face.box)
     if src is not None:
@@ -78,6 +80,7 @@ def judge_photo(photo: R.FittedPhoto, renderer: str, judges: R.Judges) -> tuple[
             out["mar"].append(J.mouth_aspect_ratio(face.landmarks) if face is not None else float("nan"))
         else:
             out["seam"].append(J.seam_ratio(photo.rgb, img, photo.face.size))
+            out["incoh"].append(J.incoherence(photo.rgb, img, photo.face.size))
             if face is None:
                 out["id"].append(float("nan"))
                 out["pose"].append(float("nan"))
@@ -98,6 +101,7 @@ def summarize(rows: list[dict[str, list[float]]]) -> dict[str, object]:
         "source_ear_median": R.median(pool("src_ear")),
         "mouth_open_mar_median": R.median(pool("mar")),
         "yaw30_seam_ratio_median": R.median(pool("seam")),
+        "yaw30_incoherence_median": R.median(pool("incoh")),
         "yaw30_id_dist_mean": R.mean(pool("id")),
         "yaw30_pose_err_deg_median": R.median(pool("pose")),
         "yaw30_detected_rate": round(float(np.mean([np.isfinite(v) for v in pool("id")])), 4) if pool("id") else 0.0,

@@ -380,18 +380,18 @@ class MeshCompositor:
                     rect: tuple[int, int, int, int]) -> np.ndarray:
         """One resampling per pixel with a sharp (bicubic) filter on the final flow; with layers the
         moved person is drawn over the still background. Pixels the flow does not move keep the
-        photo's exact values."""
+        photo's exact values (bicubic at integer positions weighs one pixel: exact)."""
         ox0, oy0, w, h = rect
         # upsample the flow (not absolute coordinates: where it is 0 it stays exactly 0)
         cmap = upsample(win, flow, ox0, oy0, w, h)
-        still = (cmap[..., 0] == 0) & (cmap[..., 1] == 0)
         cmap[..., 0] += np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]
         cmap[..., 1] += np.arange(oy0, oy0 + h, dtype=np.float32)[:, None]
         tile = cv2.remap(view.photo, cmap, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         if portrait is not None:
             moved_alpha = cv2.remap(portrait.alpha, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             tile = layers.composite(tile, moved_alpha, portrait.background[oy0:oy0 + h, ox0:ox0 + w])
-        if still.any():
+            still = (cmap[..., 0] == np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]) & \
+                (cmap[..., 1] == np.arange(oy0, oy0 + h, dtype=np.float32)[:, None])
             tile[still] = view.photo[oy0:oy0 + h, ox0:ox0 + w][still]
         return tile
 
