@@ -166,6 +166,7 @@ def test_errors_are_messages_not_crashes(win, tmp_path, kind):
     text = win.banner.text.text().lower()
     assert ("no face" in text) if kind == "no_face" else ("broken.jpg" in text)
     assert not win.progress.isVisible() and win.doc.state is None
+    assert win.lbl_fit.text() == "fit –"  # no stale fit time from an earlier photo
     # the window still works: a tick of the event loop comes back at once
     t = time.perf_counter()
     d.pump(0.05)
@@ -379,3 +380,17 @@ def test_neural_renderer_choice_renders_edits(win, tmp_path):
     win.act_undo.trigger()
     win.act_undo.trigger()
     assert win.doc.edit.params.renderer == "mesh" and win.doc.edit.params.yaw == 0.0
+
+
+def test_a_refused_drop_says_why(win, tmp_path):
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDragEnterEvent
+
+    p = tmp_path / "notes.txt"
+    p.write_text("not a photo")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p))])
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    win.dragEnterEvent(enter)
+    assert not enter.isAccepted()
+    assert "notes.txt" in win.statusBar().currentMessage() and "JPEG" in win.statusBar().currentMessage()

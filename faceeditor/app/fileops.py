@@ -63,6 +63,15 @@ class FileOps:
                     return p
         return None
 
+    @staticmethod
+    def refusal(mime) -> str | None:
+        """Why a drag is refused (dropped files FaceEditor cannot open), or None (nothing to say)."""
+        if not mime.hasUrls():
+            return None
+        names = [Path(u.toLocalFile()).name if u.isLocalFile() else u.toString() for u in mime.urls()]
+        return (f"Can't open {names[0]}{' and others' if len(names) > 1 else ''}: "
+                f"drop a photo (JPEG, PNG, WebP, TIFF, BMP, GIF) or a {SUFFIX} session")
+
     def recent(self) -> list[str]:
         try:
             items = json.loads((user_dir() / "recent.json").read_text())

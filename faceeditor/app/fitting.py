@@ -117,6 +117,7 @@ class FitControl(QObject):
         if not self._current(job_id):
             return
         self.w.progress.finish()
+        self.w.lbl_fit.setText("fit –")  # the last photo's fit time no longer applies
         self.w.show_error(message)
         if self.w.doc.photo is None:
             self.w.stack.setCurrentWidget(self.w.welcome)

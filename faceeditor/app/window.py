@@ -195,6 +195,11 @@ class MainWindow(QMainWindow):
             ev.acceptProposedAction()
             self.canvas.set_overlay_text(f"Drop to open {path.name}")
             self.statusBar().showMessage(f"Drop to open {path}")
+            return
+        why = self.files.refusal(ev.mimeData())
+        if why:  # say why instead of refusing in silence
+            self.statusBar().showMessage(why, 8000)
+        ev.ignore()
 
     def dragLeaveEvent(self, ev) -> None:
         self.canvas.set_overlay_text("")
