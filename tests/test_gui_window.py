@@ -121,6 +121,8 @@ def test_drop_fit_slider_undo_export(win, tmp_path, artifacts_dir):
     mesh = read_obj(tmp_path / "head.obj")
     assert len(mesh.vertices) == win.engine.model.n_vertices and len(mesh.faces) > 40000
     assert (tmp_path / "head.png").is_file() and (tmp_path / "head.mtl").is_file()
+    # the model frame by default: the head sits at the origin (3D tools), not ~1 m down the camera axis
+    assert np.linalg.norm(np.asarray(mesh.vertices).mean(0)) < 15.0
     params = json.loads((tmp_path / "params.json").read_text())
     assert isinstance(params, dict) and params
     win.grab().save(str(artifacts_dir / "gui_window.png"))

@@ -205,10 +205,11 @@ class Engine:
         return HeadMesh(buffers, centre, radius, np.asarray(sh, np.float32))
 
     # ----------------------------------------------------------------- exports
-    def export_mesh(self, path: Path, state, edit: EditParams) -> Path:
+    def export_mesh(self, path: Path, state, edit: EditParams, frame: str = "model") -> Path:
         path = Path(path)
         stem = path.stem.replace(" ", "_") or "face"
-        files = _heavy().export.write_face_mesh(path.parent, stem, self.edited_state(state, edit), self.model)
+        files = _heavy().export.write_face_mesh(path.parent, stem, self.edited_state(state, edit), self.model,
+                                                frame=frame)
         return files.obj
 
     def export_params(self, path: Path, state, edit: EditParams) -> Path:

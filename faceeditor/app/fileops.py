@@ -261,14 +261,18 @@ class FileOps:
         self._run_export(job, callback, "image")
 
     def export_mesh_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.w, "Export textured mesh", self._default(".obj"),
-                                              "Wavefront OBJ (*.obj)")
+        frames = {"Wavefront OBJ, head at the origin (*.obj)": "model",
+                  "Wavefront OBJ, in the photo's camera frame (*.obj)": "camera"}
+        path, chosen = QFileDialog.getSaveFileName(self.w, "Export textured mesh", self._default(".obj"),
+                                                   ";;".join(frames))
         if path:
-            self.export_mesh(path if path.lower().endswith(".obj") else path + ".obj")
+            self.export_mesh(path if path.lower().endswith(".obj") else path + ".obj", frame=frames.get(chosen, "model"))
 
-    def export_mesh(self, path, callback=None) -> None:
+    def export_mesh(self, path, callback=None, frame: str = "model") -> None:
+        """The textured head as OBJ: ``frame="model"`` (default) puts the head at the origin, as 3D
+        tools expect; ``"camera"`` keeps the photo's camera frame (the mesh overlays the photo)."""
         state, edit = self.w.doc.state, self.w.doc.resolved_edit()
-        self._run_export(lambda: self.w.engine.export_mesh(Path(path), state, edit), callback, "mesh")
+        self._run_export(lambda: self.w.engine.export_mesh(Path(path), state, edit, frame), callback, "mesh")
 
     def export_params_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self.w, "Export parameters", self._default(".json"), "JSON (*.json)")
