@@ -396,3 +396,34 @@ def test_a_refused_drop_says_why(win, tmp_path):
     win.dragEnterEvent(enter)
     assert not enter.isAccepted()
     assert "notes.txt" in win.statusBar().currentMessage() and "JPEG" in win.statusBar().currentMessage()
+
+
+def test_open_asks_before_discarding_unsaved_edits(win, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    d = win.driver
+    photo, _ = _sample(tmp_path)
+    d.drop(photo)
+    assert d.wait_fitted(120), win.banner.text.text()
+    win.doc.set_pose(yaw=10.0)
+    assert win.doc.dirty
+    win.ask_on_close = True  # the interactive window asks (tests run with it off)
+    asked = []
+
+    def answer(reply):
+        def question(parent, title, text, *a, **k):
+            asked.append(text)
+            return reply
+        return question
+
+    other = tmp_path / "other.png"
+    other.write_bytes(photo.read_bytes())
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.Cancel))
+    win.open_path(other)
+    assert asked and "other.png" in asked[-1]
+    assert win.doc.edit.params.yaw == 10.0 and not win.is_fitting()  # cancelled: the edits stay
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.Discard))
+    win.open_path(other)
+    assert len(asked) == 2 and win.is_fitting()  # discarded on purpose: the other photo opens
+    assert d.wait_fitted(120)
+    win.ask_on_close = False

@@ -205,11 +205,13 @@ class FileOps:
             [("Restore", lambda: self.open_session(p, dirty=True)), ("Discard", clear_autosave)])
         return True
 
-    def confirm_discard(self) -> bool:
+    def confirm_discard(self, question: str = "Save the session before closing?") -> bool:
+        """True when the current edits may go: none unsaved, saved now, or discarded on purpose
+        (Save / Discard / Cancel); False keeps them (Cancel, or a save that failed)."""
         doc = self.w.doc
         if not doc.dirty or not doc.has_face:
             return True
-        r = QMessageBox.question(self.w, "Unsaved edits", "Save the session before closing?",
+        r = QMessageBox.question(self.w, "Unsaved edits", question,
                                  QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
         if r == QMessageBox.Cancel:
             return False

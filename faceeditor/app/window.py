@@ -140,8 +140,11 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- opening and fitting
     def open_path(self, path: str | Path) -> None:
-        """Open a photo (and fit its face) or a saved session."""
+        """Open a photo (and fit its face) or a saved session; unsaved edits are offered for saving
+        first (Open, drop and Open recent all come here)."""
         path = Path(path)
+        if self.ask_on_close and not self.files.confirm_discard(f"Save the session before opening {path.name}?"):
+            return
         if path.suffix.lower() == ".fesession":
             self.files.open_session(path)
             return
