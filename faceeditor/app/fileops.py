@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.errors import FaceEditorError
 from faceeditor.core.paths import sample_image_path, user_dir
 from faceeditor.edit.params import EditParams
@@ -83,7 +84,7 @@ class FileOps:
         p = str(Path(path).resolve())
         items = [p] + [q for q in self.recent() if q != p]
         try:
-            (user_dir() / "recent.json").write_text(json.dumps(items[:MAX_RECENT], indent=1))
+            atomic_write_text(user_dir() / "recent.json", json.dumps(items[:MAX_RECENT], indent=1))
         except OSError:
             pass
         self.refresh_recent()

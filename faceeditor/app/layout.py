@@ -28,6 +28,7 @@ from faceeditor.app.icons import icon
 from faceeditor.app.panels import ExpressionPanel, HistoryPanel, LightPanel, PosePanel
 from faceeditor.app.viewport import make_viewport
 from faceeditor.app.widgets import MessageBar, ProgressPanel, Welcome
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.paths import user_dir
 
 
@@ -114,7 +115,7 @@ def restore_layout(win: QMainWindow) -> None:
 
 def save_layout(win: QMainWindow) -> None:
     try:
-        layout_file().write_text(json.dumps({
+        atomic_write_text(layout_file(), json.dumps({
             "geometry": bytes(win.saveGeometry().toBase64()).decode(),
             "state": bytes(win.saveState().toBase64()).decode()}))
     except OSError:

@@ -30,6 +30,7 @@ from types import ModuleType
 
 import torch
 
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.errors import FaceEditorError
 from faceeditor.edit.args import add_edit_arguments, base_edit, check_expression_names, light_requested
 from faceeditor.edit.params import EditParams
@@ -260,6 +261,4 @@ def _write_report(path: Path, ok: list[str], failed: dict[str, str], skipped: li
     fail.update(failed)
     doc = {"ok": done, "failed": dict(sorted(fail.items())), "skipped_existing_last_run": sorted(skipped),
            "interrupted": interrupted, "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import faceeditor.bench
+from faceeditor.core.atomic import atomic_write_text
 
 NAME = "bench"
 HELP = "run a benchmark and print/write its figures"
@@ -56,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
     print_table(results)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

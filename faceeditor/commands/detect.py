@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.face.detect import MIN_FACE_PX, FaceTooSmallError, detect_faces
 from faceeditor.face.overlay import draw_faces
 from faceeditor.io import load_image, save_image
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                              "relative depth in x's pixel scale; faces largest first",
                "faces": [f.to_dict() for f in faces]}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc) + "\n")
+        atomic_write_text(args.json, json.dumps(doc) + "\n")
         print(f"wrote {args.json}")
     if error is not None:
         raise error

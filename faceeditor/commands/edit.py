@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.errors import FaceEditorError
 from faceeditor.edit.args import add_edit_arguments, base_edit
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     w, h = res.size
     print(f"{args.photo}: {w}x{h}, {res.faces} face(s) edited (fit {res.fit_ms:.0f} ms, render {res.render_ms:.0f} ms)")
     if args.save_params is not None and res.edits:
-        args.save_params.write_text(json.dumps(res.edits[0], indent=2) + "\n")
+        atomic_write_text(args.save_params, json.dumps(res.edits[0], indent=2) + "\n")
         print(f"wrote {args.save_params}")
     print(f"wrote {res.path}")
     return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.errors import FaceEditorError, RendererUnavailableError
 from faceeditor.core.state import FaceState
 from faceeditor.edit.geometry import photo_light
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             "psnr_db_init": res.psnr_db_init, "psnr_db_phase1": res.psnr_db_phase1, "psnr_db": res.psnr_db,
             "steps": res.steps, "pti_steps": res.pti_steps, "v_init": cfg.v_init,
             "renderer_id": out.neural.renderer_id}
-    (args.outdir / "inversion.json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(args.outdir / "inversion.json", json.dumps(info, indent=2) + "\n")
     print(f"{args.photo}: face {args.face} fitted in {t1 - t0:.1f} s, inverted in {res.seconds:.1f} s "
           f"({res.steps} + {res.pti_steps} tuning steps): PSNR {res.psnr_db_init:.1f} -> {res.psnr_db_phase1:.1f} "
           f"-> {res.psnr_db:.1f} dB (face)")

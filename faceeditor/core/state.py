@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from faceeditor.core.atomic import atomic_write, atomic_write_text
 from faceeditor.core.camera import Camera
 from faceeditor.core.pose import matrix_to_euler
 
@@ -140,8 +141,8 @@ class FaceState:
         """Write ``state.json`` + ``state.npz`` into ``folder`` (created)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(folder / "state.npz", **self._arrays())
-        (folder / "state.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write(folder / "state.npz", lambda f: np.savez_compressed(f, **self._arrays()))
+        atomic_write_text(folder / "state.json", json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> "FaceState":

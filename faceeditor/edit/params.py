@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.errors import EditValueError, FaceEditorError
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.presets import macro_weights
@@ -91,7 +92,7 @@ class EditParams:
                    None if light is None else LightParams.from_dict(light), renderer)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "EditParams":

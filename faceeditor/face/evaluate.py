@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.paths import shared_data_dir
 from faceeditor.face.detect import FaceDetector, NoFaceError
 from faceeditor.face.landmarks68 import to_68
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print("OFFSET_68_UV = np.array([\n" + "".join(
             "    " + ", ".join(rows[i:i + 6]) + ",\n" for i in range(0, 68, 6)) + "])")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 
 from faceeditor import __version__
+from faceeditor.core.atomic import atomic_write
 from faceeditor.core.errors import ParamsFileError
 from faceeditor.core.pose import euler_to_matrix
 from faceeditor.core.state import FaceState
 from faceeditor.fit.synthetic import state_vertices
-from faceeditor.io.save import _atomic_write
 from faceeditor.morphable.model import FaceModel
 
 PARAMS_VERSION = 1
@@ -121,7 +121,7 @@ def write_params_json(path: str | Path, state: FaceState, model: FaceModel) -> P
     """Write :func:`params_dict` to ``path`` atomically (the folder must exist). Returns the path."""
     path = Path(path)
     text = json.dumps(params_dict(state, model), indent=2) + "\n"
-    _atomic_write(path, lambda fh: fh.write(text.encode()))
+    atomic_write(path, lambda fh: fh.write(text.encode()))
     return path
 
 

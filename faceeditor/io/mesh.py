@@ -30,7 +30,8 @@ from typing import Literal
 
 import numpy as np
 
-from faceeditor.io.save import _atomic_write, save_image
+from faceeditor.core.atomic import atomic_write
+from faceeditor.io.save import save_image
 
 Frame = Literal["camera", "model"]
 
@@ -110,7 +111,7 @@ def write_textured_obj(folder: str | Path, stem: str, vertices: np.ndarray, face
 
     mtl = (f"# FaceEditor material\nnewmtl {material}\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\n"
            f"Ks 0.000 0.000 0.000\nNs 1.0\nd 1.0\nillum 1\nmap_Kd {files.png.name}\n")
-    _atomic_write(files.mtl, lambda fh: fh.write(mtl.encode()))
+    atomic_write(files.mtl, lambda fh: fh.write(mtl.encode()))
 
     header = (f"# FaceEditor mesh: {len(v)} vertices, {len(f)} triangles\n"
               f"mtllib {files.mtl.name}\no {stem}\n")
@@ -122,7 +123,7 @@ def write_textured_obj(folder: str | Path, stem: str, vertices: np.ndarray, face
         body.append(_rows("vn %.5f %.5f %.5f", n))
     body += [f"usemtl {material}\ns 1\n", _rows(face_fmt, idx[:, order])]
     text = "".join(body).encode()
-    _atomic_write(files.obj, lambda fh: fh.write(text))
+    atomic_write(files.obj, lambda fh: fh.write(text))
     return files
 
 

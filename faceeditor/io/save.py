@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
-import stat
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from faceeditor.core.atomic import atomic_write
 from faceeditor.core.errors import ImageSaveError
 from faceeditor.io import _meta
 from faceeditor.io.image import LoadedImage
@@ -66,24 +64,6 @@ def _options(fmt: str, quality: int, like: LoadedImage | None) -> dict[str, Any]
     return opts
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write to a temp file beside ``path``, fsync, then os.replace: never a half-written file."""
-    target = Path(os.path.realpath(path))
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if target.exists():
-            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_image(
     path: str | os.PathLike[str],
     pixels: np.ndarray,
@@ -110,7 +90,7 @@ def save_image(
     if not p.parent.is_dir():
         raise ImageSaveError(p, f"folder {p.parent} does not exist")
     try:
-        _atomic_write(p, lambda f: img.save(f, format=fmt, **opts))
+        atomic_write(p, lambda f: img.save(f, format=fmt, **opts))
     except OSError as exc:
         raise ImageSaveError(p, f"cannot write image ({exc.strerror or exc})") from exc
     return p
