@@ -10,7 +10,8 @@ rendered again with the labelled renderer and every artifact metric of
 patches of the edit the photo does not have), ``id_dist_auc`` (dlib, edit vs photo), and for honesty
 ``edit_size_auc`` (the AUC of the edit's size alone: a metric that only tracks how big the edit is
 reaches it without seeing any artifact) and ``<metric>_auc_same_size`` (the AUC within groups of
-edits of the same size, averaged with weights n_broken x n_clean). The labels hold for the renderer
+edits of the same size, averaged with weights n_broken x n_clean), and per labelled set
+``<metric>_auc_set_<name>`` (set B is held out: labelled after the metric was chosen on set A). The labels hold for the renderer
 version they were made with: a renderer that changes the pictures needs new labels.
 """
 
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> dict:
             edit = EditParams.from_dict(dict(item["edit"], renderer=doc.get("renderer", "mesh")))
             edited = judges.renderers.make(edit.renderer, photo.rgb, photo.state).render(edit)
             size = float(np.abs([edit.yaw, edit.pitch, edit.roll]).sum() + sum(edit.expression.values()))
-            rows.append(dict(_measure(judges, photo, edited), broken=item["label"] == "broken", size=size))
+            rows.append(dict(_measure(judges, photo, edited), broken=item["label"] == "broken", size=size,
+                             set=item.get("set", "A")))
             save_image(folder / f"{i:03d}_{item['label']}_{Path(item['photo']).stem}.png",
                        J.contact_sheet([photo.rgb, edited]))
     finally:
@@ -99,5 +101,9 @@ def run(args: argparse.Namespace) -> dict:
     for m in METRICS:
         out[f"{m}_auc"] = round(J.roc_auc([r[m] for r in rows], broken), 4)
         out[f"{m}_auc_same_size"] = round(_stratified_auc(rows, m), 4)
+    for name in sorted({r["set"] for r in rows}) if len({r["set"] for r in rows}) > 1 else []:
+        part = [r for r in rows if r["set"] == name]  # e.g. a held-out set labelled after the metric was chosen
+        for m in METRICS:
+            out[f"{m}_auc_set_{name}"] = round(J.roc_auc([r[m] for r in part], [r["broken"] for r in part]), 4)
     (folder / "rows.json").write_text(json.dumps(rows, indent=1) + "\n")
     return out
