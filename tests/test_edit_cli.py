@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,3 +203,59 @@ def test_batch_with_colliding_names_writes_both(tmp_path, scenes, fake_fitter, c
     assert rc == 0, cap.out + cap.err
     assert (out / "x.png").is_file() and (out / "x.gif.png").is_file()
     assert "2 edited" in cap.out
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc needed")
+def test_batch_workers_die_with_their_parent(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from faceeditor.core.paths import sample_image_path
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(8):
+        (src / f"p{i}.png").write_bytes(sample_image_path().read_bytes())
+    preset = tmp_path / "p.json"
+    preset.write_text(json.dumps({"yaw": 10.0}))
+    proc = subprocess.Popen([sys.executable, "-m", "faceeditor", "batch", str(src), str(out), "--preset-file",
+                             str(preset), "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        workers: list[int] = []
+        while time.time() < deadline and len(workers) < 2:
+            workers = [c for c in _children(proc.pid) if "spawn_main" in (Path("/proc") / str(c) / "cmdline").read_bytes().decode(errors="replace")]
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the batch did not start its workers"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        t0 = time.time()
+        while time.time() - t0 < 2.0 and any(_alive(w) for w in workers):
+            time.sleep(0.05)
+        assert not any(_alive(w) for w in workers), "workers outlived their killed parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

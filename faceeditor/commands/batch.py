@@ -19,9 +19,11 @@ The light flags are relative to each photo's fitted light (see :mod:`faceeditor.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -111,7 +113,20 @@ def _photo_edit() -> ModuleType:
     return photo_edit
 
 
-def _init_worker(threads: int) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: the kernel sends this worker SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``),
+    so killing ``faceeditor batch`` (even with kill -9) never leaves workers writing outputs."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except OSError:  # pragma: no cover - no libc by that name
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
     torch.set_num_threads(max(1, threads))
     try:
         import cv2
@@ -239,7 +254,8 @@ def _execute(tasks: list[tuple], jobs: int):
         return
     threads = max(1, torch.get_num_threads() // jobs)
     ctx = multiprocessing.get_context("spawn")  # torch/OpenMP state does not survive fork safely
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                               initargs=(threads, os.getpid()))
     try:
         futures = [pool.submit(process_one, t) for t in tasks]
         for fut in as_completed(futures):
