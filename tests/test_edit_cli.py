@@ -259,3 +259,16 @@ def test_batch_workers_die_with_their_parent(tmp_path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_batch_resume_removes_orphan_temp_files(tmp_path) -> None:
+    from faceeditor.commands.batch import remove_orphan_temps
+
+    (tmp_path / "sub").mkdir()
+    orphan = tmp_path / "sub" / ".a.png.0123456789ab.tmp"
+    orphan.write_bytes(b"half a png")
+    keep = [tmp_path / "a.png", tmp_path / ".hidden.tmp", tmp_path / "notes.tmp"]
+    for k in keep:
+        k.write_bytes(b"x")
+    assert remove_orphan_temps(tmp_path) == 1
+    assert not orphan.exists() and all(k.exists() for k in keep)

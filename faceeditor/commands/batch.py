@@ -125,6 +125,18 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def remove_orphan_temps(folder: Path) -> int:
+    """Delete the temp files an interrupted run left in ``folder`` (the atomic writer's
+    ``.NAME.<12 hex>.tmp``); returns how many. Finished outputs are never touched."""
+    n = 0
+    for p in folder.rglob(".*.tmp"):
+        parts = p.name.split(".")
+        if len(parts) >= 4 and len(parts[-2]) == 12 and all(c in "0123456789abcdef" for c in parts[-2]):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def _init_worker(threads: int, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     torch.set_num_threads(max(1, threads))
@@ -209,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
     if base.is_zero() and not light_requested(args):
         raise FaceEditorError("the edit changes nothing: give --preset-file, --preset, --expr, a pose or a light option")
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    if (orphans := remove_orphan_temps(args.out_dir)):
+        print(f"removed {orphans} temp file(s) left by an interrupted run")
     files = discover(args.in_dir, args.out_dir)
     if not files:
         raise FaceEditorError(f"{args.in_dir}: no image files found")
