@@ -31,7 +31,8 @@ def describe_device() -> str:
     dev = get_device()
     if dev.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(dev)}"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU, {n} thread{'' if n == 1 else 's'}"
 
 
 def configure_threads(requested: int | None = None) -> int:
