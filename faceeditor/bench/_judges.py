@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -105,45 +106,46 @@ def _gradient_energy(rgb: np.ndarray) -> np.ndarray:
     return gx * gx + gy * gy
 
 
-def changed_outline_band(source: np.ndarray, edited: np.ndarray, face_px: float) -> np.ndarray:
-    """(H,W) bool: a thin band along the outline of the region the edit changed (|diff| > 6/255
-    after a light blur, small specks removed); its width grows with the face (2 % of its size)."""
+def changed_mask(source: np.ndarray, edited: np.ndarray) -> np.ndarray:
+    """(H,W) bool: where the edit changed the photo (largest channel difference > 6/255 after a
+    light blur, so re-encoding noise does not count)."""
     d = np.abs(source.astype(np.int16) - edited.astype(np.int16)).max(2).astype(np.uint8)
-    d = cv2.GaussianBlur(d, (5, 5), 1.0)
-    changed = (d > 6).astype(np.uint8)
+    return cv2.GaussianBlur(d, (5, 5), 1.0) > 6
+
+
+def changed_outline_band(source: np.ndarray, edited: np.ndarray, face_px: float) -> np.ndarray:
+    """(H,W) bool: a thin band along the outline of :func:`changed_mask` (small specks removed);
+    its width grows with the face (2 % of its size)."""
+    changed = changed_mask(source, edited).astype(np.uint8)
     r = max(2, int(round(0.02 * face_px)))
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, k)
     return cv2.morphologyEx(changed, cv2.MORPH_GRADIENT, k) > 0
 
 
-def seam_ratio(source: np.ndarray, edited: np.ndarray, face_px: float) -> float:
-    """Mean squared gradient of ``edited`` in the changed region's outline band over the same in
-    ``source`` (1 = the edit's outline is as smooth as the photo there; nan when nothing changed)."""
+def _band_ratio(source: np.ndarray, edited: np.ndarray, face_px: float, stat: Callable[[np.ndarray], float]) -> float:
     band = changed_outline_band(source, edited, face_px)
     if band.sum() < 20:
         return float("nan")
-    e_src = float(_gradient_energy(source)[band].mean())
-    e_edit = float(_gradient_energy(edited)[band].mean())
-    return e_edit / max(e_src, 1e-6)
+    return stat(_gradient_energy(edited)[band]) / max(stat(_gradient_energy(source)[band]), 1e-6)
+
+
+def seam_ratio(source: np.ndarray, edited: np.ndarray, face_px: float) -> float:
+    """Mean squared gradient of ``edited`` in the changed region's outline band over the same in
+    ``source`` (1 = the edit's outline is as smooth as the photo there; nan when nothing changed)."""
+    return _band_ratio(source, edited, face_px, lambda e: float(e.mean()))
 
 
 def seam_p95_ratio(source: np.ndarray, edited: np.ndarray, face_px: float) -> float:
     """Like :func:`seam_ratio` with the 95th percentile instead of the mean: a hard seam is a thin,
     strong edge that a mean over the band dilutes."""
-    band = changed_outline_band(source, edited, face_px)
-    if band.sum() < 20:
-        return float("nan")
-    e_src = float(np.percentile(_gradient_energy(source)[band], 95))
-    e_edit = float(np.percentile(_gradient_energy(edited)[band], 95))
-    return e_edit / max(e_src, 1e-6)
+    return _band_ratio(source, edited, face_px, lambda e: float(np.percentile(e, 95)))
 
 
 def changed_edge_ratio(source: np.ndarray, edited: np.ndarray) -> float:
     """Gradient energy inside the changed region, edit / source: ghost edges push it above 1,
     smearing below (read as ``abs(log)`` of it)."""
-    d = np.abs(source.astype(np.int16) - edited.astype(np.int16)).max(2).astype(np.uint8)
-    changed = cv2.GaussianBlur(d, (5, 5), 1.0) > 6
+    changed = changed_mask(source, edited)
     if changed.sum() < 20:
         return float("nan")
     return float(_gradient_energy(edited)[changed].mean() / max(_gradient_energy(source)[changed].mean(), 1e-6))
@@ -178,8 +180,7 @@ def incoherence(source: np.ndarray, edited: np.ndarray, face_px: float, seed: in
     size = (max(1, round(source.shape[1] * k)), max(1, round(source.shape[0] * k)))
     src, ed = (cv2.resize(i, size, interpolation=cv2.INTER_AREA) if k < 1.0 else i for i in (source, edited))
     lab_s, lab_e = (cv2.cvtColor(i.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB) for i in (src, ed))
-    d = np.abs(src.astype(np.int16) - ed.astype(np.int16)).max(2).astype(np.uint8)
-    changed = cv2.GaussianBlur(d, (5, 5), 1.0) > 6
+    changed = changed_mask(src, ed)
     if changed.sum() < 20:
         return float("nan")
     around = cv2.dilate(changed.astype(np.uint8), np.ones((31, 31), np.uint8)) > 0

@@ -48,6 +48,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from faceeditor.bench._util import list_photos
 from faceeditor.core.paths import shared_data_dir
 from faceeditor.core.pose import matrix_to_euler
 from faceeditor.core.state import FaceState
@@ -79,14 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="before/after images (see module doc)")
 
 
-def _photos(folder: Path) -> list[Path]:
-    exts = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts and p.is_file())
-
-
 def sample_photos(folder: Path, n: int, seed: int) -> list[Path]:
     """A fixed sample: ``n`` photos drawn without replacement by ``numpy.random.default_rng(seed)``."""
-    files = _photos(folder)
+    files = list_photos(folder)
     if not files:
         raise FileNotFoundError(f"no photos under {folder}")
     idx = np.random.default_rng(seed).choice(len(files), size=min(n, len(files)), replace=False)
