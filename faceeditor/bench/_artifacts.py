@@ -1,19 +1,4 @@
-"""``faceeditor bench artifacts``: do the artifact metrics see what the eye sees?
-
-``--labels`` (default ``resources/realism_labels.json``) lists edits of photos under
-``../shared/data`` that a person labelled ``broken`` or ``clean`` by eye at 1:1. Each edit is
-rendered again with the labelled renderer and every artifact metric of
-:mod:`faceeditor.bench._judges` is read on it; the ROC AUC of each metric for the label
-``broken`` says how well it separates them (1 = perfectly, 0.5 = not at all). Keys:
-``labels``, ``broken``, ``seam_ratio_auc``, ``seam_p95_ratio_auc``, ``changed_edge_ratio_auc``
-(of ``abs(log)`` of the ratio), ``incoherence_auc`` (:func:`faceeditor.bench._judges.incoherence`:
-patches of the edit the photo does not have), ``id_dist_auc`` (dlib, edit vs photo), and for honesty
-``edit_size_auc`` (the AUC of the edit's size alone: a metric that only tracks how big the edit is
-reaches it without seeing any artifact) and ``<metric>_auc_same_size`` (the AUC within groups of
-edits of the same size, averaged with weights n_broken x n_clean), and per labelled set
-``<metric>_auc_set_<name>`` (set B is held out: labelled after the metric was chosen on set A). The labels hold for the renderer
-version they were made with: a renderer that changes the pictures needs new labels.
-"""
+"""The measurements of ``faceeditor bench artifacts`` (:mod:`faceeditor.bench.artifacts`), imported when it runs."""
 
 from __future__ import annotations
 
@@ -32,15 +17,7 @@ from faceeditor.edit.params import EditParams
 from faceeditor.face import identity
 from faceeditor.io import save_image
 
-NAME = "artifacts"
-HELP = "ROC AUC of the artifact metrics on edits labelled broken/clean by eye"
 METRICS = ("seam_ratio", "seam_p95_ratio", "changed_edge_ratio", "incoherence", "id_dist")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", type=Path, default=None, help="labels JSON (default resources/realism_labels.json)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out-dir", type=Path, default=None, help="the labelled edits (default beside --json)")
 
 
 def _measure(judges: R.Judges, photo: R.FittedPhoto, edited: np.ndarray) -> dict[str, float]:
@@ -68,14 +45,14 @@ def _stratified_auc(rows: list[dict], metric: str) -> float:
     return total / weight if weight else float("nan")
 
 
-def run(args: argparse.Namespace) -> dict:
+def measure(args: argparse.Namespace) -> dict:
     configure_threads(args.threads)
     path = args.labels or resources_dir() / "realism_labels.json"
     doc = json.loads(Path(path).read_text())
     data = shared_data_dir()
     if data is None:
         raise FaceEditorError("../shared/data is missing: the labelled photos live there")
-    folder = R.out_dir(args, NAME)
+    folder = R.out_dir(args, "artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     judges, fitted, rows = R.Judges(), {}, []
     try:

@@ -1,23 +1,4 @@
-"""``faceeditor bench quality``: single-photo edits read by independent judges.
-
-On ``--n`` photos (``--data``: any folder of photos, searched recursively; default the validation
-persons' photos of ``../shared/data/lfw``), each renderer in ``--renderers`` makes five edits of the
-largest face; the judges are not our fitter's own outputs:
-
-* blink (``blink`` macro at 1) → ``blink_ear_median``: the six-point eye aspect ratio
-  (Soukupova & Cech) on mediapipe's eye contour of the edited photo (open eyes read >= 0.2,
-  closed <= 0.15; ``source_ear_median`` is the photos' own);
-* mouth open (``mouth_open`` macro at 1) → ``mouth_open_mar_median``: inner-lip mouth aspect ratio;
-* yaw +30 and -30 → ``yaw30_seam_ratio_median`` (:func:`faceeditor.bench._judges.seam_ratio`),
-  ``yaw30_id_dist_mean`` (dlib, edit vs photo), ``yaw30_pose_err_deg_median`` (angle between the
-  rotation re-fitted on the edit and the one asked for);
-* a zero edit → ``noop_psnr_db``: the lowest PSNR against the photo (100 = bit-exact);
-* extra: ``yaw30_incoherence_median`` (:func:`faceeditor.bench._judges.incoherence`, the artifact
-  metric that agrees with labels made by eye; ``bench artifacts``).
-
-Top-level keys are the default renderer's; each renderer's keys follow prefixed ``mesh_`` ...
-A contact sheet per photo (the photo, then each edit; one row per renderer) goes to ``--out-dir``.
-"""
+"""The measurements of ``faceeditor bench quality`` (:mod:`faceeditor.bench.quality`), imported when it runs."""
 
 from __future__ import annotations
 
@@ -36,18 +17,8 @@ from faceeditor.edit.presets import macro_weights
 from faceeditor.face import identity
 from faceeditor.io import save_image
 
-NAME = "quality"
-HELP = "blink, mouth open, yaw +-30 and no-op edits judged by mediapipe and dlib"
-
 YAW_DEG = 30.0
 EDITS = ("noop", "blink", "mouth_open", "yaw+30", "yaw-30")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=None,
-                        help="folder of photos, searched recursively (default: validation persons of ../shared/data/lfw)")
-    parser.add_argument("--n", type=int, default=40, help="photos (default 40)")
-    R.add_common_arguments(parser)
 
 
 def edit_for(name: str, renderer: str) -> EditParams:
@@ -109,14 +80,14 @@ def summarize(rows: list[dict[str, list[float]]]) -> dict[str, object]:
     }
 
 
-def run(args: argparse.Namespace) -> dict:
+def measure(args: argparse.Namespace) -> dict:
     configure_threads(args.threads)
     names = R.parse_renderers(args.renderers)
     files = R.photos_under(args.data)
     if not files:
         raise FaceEditorError(f"no photos under {args.data}")
     order = np.random.default_rng(args.seed).permutation(len(files))
-    folder = R.out_dir(args, NAME)
+    folder = R.out_dir(args, "quality")
     folder.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[dict[str, list[float]]]] = {n: [] for n in names}
     judges = R.Judges()

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from faceeditor.bench._util import DEFAULT_RENDERER, PHOTO_EXTS, list_photos
 from faceeditor.core.errors import FaceEditorError
 from faceeditor.core.paths import shared_data_dir
 from faceeditor.core.pose import matrix_to_euler
@@ -29,17 +30,6 @@ from faceeditor.io import load_rgb
 from faceeditor.jobs.renderers import RendererFactory
 from faceeditor.morphable import load_face_model
 from faceeditor.neural.data import split_of
-
-DEFAULT_RENDERER = "mesh"
-PHOTO_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--renderers", default=DEFAULT_RENDERER,
-                        help=f"comma-separated renderers to run in the same pass (from {', '.join(RENDERERS)})")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--out-dir", type=Path, default=None, help="contact sheets (default beside --json)")
 
 
 def parse_renderers(text: str) -> list[str]:
@@ -92,7 +82,7 @@ def photos_under(folder: Path | None) -> list[Path]:
         return [p for files in persons.values() for p in files]
     if folder.is_file():
         return [folder]
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_EXTS and p.is_file())
+    return list_photos(folder)
 
 
 @dataclass
