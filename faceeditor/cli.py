@@ -20,10 +20,18 @@ from faceeditor.core.device import configure_threads
 from faceeditor.core.errors import FaceEditorError
 
 
-def _command_modules() -> list[ModuleType]:
+def command_names() -> list[str]:
+    """The sub-commands' names, from the module names alone (``install_desktop`` -> ``install-desktop``)."""
+    return sorted(i.name.replace("_", "-") for i in pkgutil.iter_modules(faceeditor.commands.__path__)
+                  if not i.name.startswith("_"))
+
+
+def _command_modules(only: str | None = None) -> list[ModuleType]:
+    """The command modules (``only``: just that one: a command imports what it needs, so running
+    one command does not load the fitter, the networks and the benchmarks of all the others)."""
     mods = []
     for info in sorted(pkgutil.iter_modules(faceeditor.commands.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or (only is not None and info.name.replace("_", "-") != only):
             continue
         mod = importlib.import_module(f"faceeditor.commands.{info.name}")
         if hasattr(mod, "NAME") and hasattr(mod, "run"):
@@ -31,12 +39,13 @@ def _command_modules() -> list[ModuleType]:
     return mods
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The parser with every sub-command, or with the command ``only`` alone."""
     parser = argparse.ArgumentParser(prog="faceeditor", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"faceeditor {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     table: dict[str, ModuleType] = {}
-    for mod in _command_modules():
+    for mod in _command_modules(only):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         table[mod.NAME] = mod
@@ -60,7 +69,14 @@ def _attach_negative_words(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = _attach_negative_words(list(sys.argv[1:] if argv is None else argv))
-    parser, table = build_parser()
+    names = command_names()
+    if argv and argv[0] in names:
+        only: str | None = argv[0]
+    elif not argv or not argv[0].startswith("-"):
+        only = "gui"
+    else:
+        only = None  # --help, --version: every command
+    parser, table = build_parser(only)
     # `faceeditor` or `faceeditor photo.jpg`: open the window.
     if not argv or (argv[0] not in table and not argv[0].startswith("-")):
         argv = ["gui", *argv] if "gui" in table else argv
