@@ -272,3 +272,14 @@ def test_batch_resume_removes_orphan_temp_files(tmp_path) -> None:
         k.write_bytes(b"x")
     assert remove_orphan_temps(tmp_path) == 1
     assert not orphan.exists() and all(k.exists() for k in keep)
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom faceeditor.cli import main\ntry:\n    main(['detect', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('faceeditor.commands.', 'faceeditor.bench'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "faceeditor.commands.detect" in out
+    assert "faceeditor.commands.fit" not in out and "faceeditor.bench" not in out
