@@ -15,25 +15,12 @@ import math
 
 from faceeditor.core.errors import EditValueError
 from faceeditor.edit.light import LightParams
-from faceeditor.edit.params import EditParams
+from faceeditor.edit.params import EditParams, check_number
 
 POSE_LIMITS = {"yaw": 30.0, "pitch": 20.0, "roll": 30.0}  # degrees, relative to the photo (symmetric)
 WEIGHT_RANGE = (0.0, 1.0)  # expression weights and macro strengths
 LIGHT_RANGES = {"azimuth": (-90.0, 90.0), "elevation": (-90.0, 90.0), "intensity": (0.0, 3.0),
                 "ambient": (0.0, 2.0), "temperature": (2000.0, 12000.0)}
-
-
-def check_number(field: str, value: object, lo: float, hi: float) -> float:
-    """``value`` as a float in [lo, hi], else :class:`EditValueError` naming ``field``."""
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise EditValueError(f"{field}: {value!r} is not a number") from None
-    if not math.isfinite(x):
-        raise EditValueError(f"{field}: {value!r} is not a finite number")
-    if not lo <= x <= hi:
-        raise EditValueError(f"{field}: {x:g} is out of range [{lo:g}, {hi:g}]")
-    return x
 
 
 def check_light(light: LightParams, prefix: str = "light.") -> None:

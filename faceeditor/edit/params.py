@@ -27,12 +27,17 @@ from faceeditor.edit.presets import macro_weights
 RENDERERS = ("mesh", "neural")
 
 
-def _finite(field: str, value: object) -> float:
-    """``value`` as a finite float; :class:`EditValueError` naming ``field`` otherwise (ranges:
-    :mod:`faceeditor.edit.limits`)."""
-    x = float(value)  # type: ignore[arg-type]
+def check_number(field: str, value: object, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """``value`` as a finite float in [lo, hi], else :class:`EditValueError` naming ``field`` (the
+    ranges edits may ask for: :mod:`faceeditor.edit.limits`)."""
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise EditValueError(f"{field}: {value!r} is not a number") from None
     if not math.isfinite(x):
         raise EditValueError(f"{field}: {value!r} is not a finite number")
+    if not lo <= x <= hi:
+        raise EditValueError(f"{field}: {x:g} is out of range [{lo:g}, {hi:g}]")
     return x
 
 
@@ -86,9 +91,9 @@ class EditParams:
         renderer = d.get("renderer", "mesh")
         if renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {renderer!r}; choose from {RENDERERS}")
-        return cls(_finite("yaw", d.get("yaw", 0.0)), _finite("pitch", d.get("pitch", 0.0)),
-                   _finite("roll", d.get("roll", 0.0)),
-                   {str(k): _finite(f"expression {k}", v) for k, v in (d.get("expression") or {}).items()},
+        return cls(check_number("yaw", d.get("yaw", 0.0)), check_number("pitch", d.get("pitch", 0.0)),
+                   check_number("roll", d.get("roll", 0.0)),
+                   {str(k): check_number(f"expression {k}", v) for k, v in (d.get("expression") or {}).items()},
                    None if light is None else LightParams.from_dict(light), renderer)
 
     def save(self, path: Path) -> None:
@@ -98,5 +103,7 @@ class EditParams:
     def load(cls, path: Path) -> "EditParams":
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
+        except EditValueError as exc:
+            raise EditValueError(f"{path}: {exc}") from None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise FaceEditorError(f"{path}: not a FaceEditor preset/edit file ({exc})") from exc
