@@ -22,8 +22,11 @@ from faceeditor.core.errors import FaceEditorError
 
 def command_names() -> list[str]:
     """The sub-commands' names, from the module names alone (``install_desktop`` -> ``install-desktop``)."""
-    return sorted(i.name.replace("_", "-") for i in pkgutil.iter_modules(faceeditor.commands.__path__)
-                  if not i.name.startswith("_"))
+    return sorted(
+        i.name.replace("_", "-")
+        for i in pkgutil.iter_modules(faceeditor.commands.__path__)
+        if not i.name.startswith("_")
+    )
 
 
 def _command_modules(only: str | None = None) -> list[ModuleType]:
@@ -52,15 +55,26 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     return parser, table
 
 
-_NON_FINITE = re.compile(r"^-(inf|infinity|nan)$", re.IGNORECASE)
+_ARGPARSE_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")  # the negative numbers argparse itself takes as values
+
+
+def _negative_word(arg: str) -> bool:
+    """``-inf``, ``-nan``, ``-1e-07``: numbers for ``float`` that argparse would take for an option."""
+    if not arg.startswith("-") or _ARGPARSE_NEGATIVE.match(arg):
+        return False
+    try:
+        float(arg)
+    except ValueError:
+        return False
+    return True
 
 
 def _attach_negative_words(argv: list[str]) -> list[str]:
-    """``--yaw -inf`` -> ``--yaw=-inf``: argparse takes ``-inf`` for an option, so the value would
-    vanish before the edit validation could name it."""
+    """``--yaw -inf`` -> ``--yaw=-inf`` (also ``-1e-07``): argparse takes such words for options, so
+    the value would vanish before the edit validation could name it."""
     out: list[str] = []
     for arg in argv:
-        if out and _NON_FINITE.match(arg) and out[-1].startswith("--") and "=" not in out[-1]:
+        if out and _negative_word(arg) and out[-1].startswith("--") and "=" not in out[-1]:
             out[-1] = f"{out[-1]}={arg}"
         else:
             out.append(arg)

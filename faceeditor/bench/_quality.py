@@ -32,7 +32,8 @@ def edit_for(name: str, renderer: str) -> EditParams:
 def judge_photo(photo: R.FittedPhoto, renderer: str, judges: R.Judges) -> tuple[dict[str, list[float]], list[np.ndarray]]:
     """Every edit of one photo with one renderer, and what the judges read on them."""
     r = judges.renderers.make(renderer, photo.rgb, photo.state)
-    out: dict[str, list[float]] = {k: [] for k in ("ear", "mar", "seam", "incoh", "id", "pose", "noop", "src_ear")}
+    out: dict[str, list[float]] = {k: [] for k in ("ear", "mar", "seam", "incoh", "id", "pose", "noop", "src_ear",
+                                                   "pose_floor")}
     images = []
     src = J.nearest_face(judges.detector, photo.rgb, photo.face.box)
     if src is not None:
@@ -60,7 +61,17 @@ def judge_photo(photo: R.FittedPhoto, renderer: str, judges: R.Judges) -> tuple[
             want = euler_to_matrix(edit.yaw, 0.0, 0.0)[0].double().numpy() @ np.asarray(photo.state.rotation, np.float64)
             got = judges.refit_rotation(img, face)
             out["pose"].append(float("nan") if got is None else J.rotation_angle_deg(got, want))
+            out["pose_floor"].append(pose_floor(photo, edit, want, judges))
     return out, images
+
+
+def pose_floor(photo: R.FittedPhoto, edit: EditParams, want: np.ndarray, judges: R.Judges) -> float:
+    """The pose judge's error on the exact head at the edited pose (:func:`R.exact_head`), nan if it
+    finds no face: what ``yaw30_pose_err_deg_median`` would read for a perfect edit."""
+    img = R.exact_head(photo, judges.model, edit)
+    face = J.nearest_face(judges.detector, img, photo.face.box)
+    got = None if face is None else judges.refit_rotation(img, face)
+    return float("nan") if got is None else J.rotation_angle_deg(got, want)
 
 
 def summarize(rows: list[dict[str, list[float]]]) -> dict[str, object]:
@@ -75,6 +86,7 @@ def summarize(rows: list[dict[str, list[float]]]) -> dict[str, object]:
         "yaw30_incoherence_median": R.median(pool("incoh")),
         "yaw30_id_dist_mean": R.mean(pool("id")),
         "yaw30_pose_err_deg_median": R.median(pool("pose")),
+        "yaw30_pose_err_floor_deg_median": R.median(pool("pose_floor")),
         "yaw30_detected_rate": round(float(np.mean([np.isfinite(v) for v in pool("id")])), 4) if pool("id") else 0.0,
         "noop_psnr_db": round(min(noop), 3) if noop else float("nan"),
     }

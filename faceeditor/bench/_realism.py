@@ -21,7 +21,10 @@ from faceeditor.core.errors import FaceEditorError
 from faceeditor.core.paths import shared_data_dir
 from faceeditor.core.pose import matrix_to_euler
 from faceeditor.core.state import FaceState
-from faceeditor.edit.params import RENDERERS
+from faceeditor.edit.fill import FillRequest, MeshFill
+from faceeditor.edit.geometry import model_vertices, posed
+from faceeditor.edit.grid import Window
+from faceeditor.edit.params import RENDERERS, EditParams
 from faceeditor.face import identity
 from faceeditor.face.detect import Face, FaceDetector
 from faceeditor.face.segment import PersonSegmenter
@@ -29,6 +32,8 @@ from faceeditor.fit.pipeline import fit_photo
 from faceeditor.io import load_rgb
 from faceeditor.jobs.renderers import RendererFactory
 from faceeditor.morphable import load_face_model
+from faceeditor.morphable.normals import vertex_normals
+from faceeditor.render.atlas import render_face_ids
 from faceeditor.neural.data import split_of
 
 
@@ -141,6 +146,22 @@ class Judges:
                              detector=self.detector)[0].rotation
         except FaceEditorError:
             return None
+
+
+def exact_head(photo: FittedPhoto, model, edit: EditParams) -> np.ndarray:
+    """The fitted head itself (textured ICT mesh under the photo's SH light) rendered at the edited
+    pose over a darkened photo: an image whose head pose is exactly the edit's. Re-fitting it
+    measures the pose judge's own error (its floor), since no warp is involved."""
+    state = photo.state
+    h, w = photo.rgb.shape[:2]
+    with torch.no_grad():
+        verts = posed(model, state, model_vertices(model, state), edit)
+        normals = vertex_normals(verts, model.faces)
+    req = FillRequest(Window(0, 0, w, h, w, h), state.camera(1.0), verts, normals, np.ones((h, w), np.float32),
+                      np.asarray(state.sh, np.float32).reshape(9, 3), state, edit)
+    layer = MeshFill(model, state, render_face_ids(model)).fill(req)
+    a = layer.confidence[..., None]
+    return np.clip(layer.rgb * 255.0 * a + photo.rgb * 0.3 * (1.0 - a) + 0.5, 0, 255).astype(np.uint8)
 
 
 def pose_offset(R_from: np.ndarray, R_to: np.ndarray) -> tuple[float, float, float]:

@@ -10,7 +10,9 @@ largest face; the judges are not our fitter's own outputs:
 * mouth open (``mouth_open`` macro at 1) → ``mouth_open_mar_median``: inner-lip mouth aspect ratio;
 * yaw +30 and -30 → ``yaw30_seam_ratio_median`` (:func:`faceeditor.bench._judges.seam_ratio`),
   ``yaw30_id_dist_mean`` (dlib, edit vs photo), ``yaw30_pose_err_deg_median`` (angle between the
-  rotation re-fitted on the edit and the one asked for);
+  rotation re-fitted on the edit and the one asked for); ``yaw30_pose_err_floor_deg_median``: the
+  same judge on the fitted head itself rendered at the asked pose (no warp): the judge's own error
+  at these poses, below which no renderer can read;
 * a zero edit → ``noop_psnr_db``: the lowest PSNR against the photo (100 = bit-exact);
 * extra: ``yaw30_incoherence_median`` (:func:`faceeditor.bench._judges.incoherence`, the artifact
   metric that agrees with labels made by eye; ``bench artifacts``).

@@ -11,7 +11,11 @@ become PNG). Behaviour:
   are listed in the summary and in ``OUT_DIR/batch_report.json``; the run goes on. The exit status
   is 0 when every photo was edited (or already done), 1 when some failed;
 * a progress bar on stderr (one line per photo when stderr is not a terminal);
-* ``--jobs N`` runs N worker processes (torch threads split between them).
+* ``--jobs N`` runs N worker processes (torch threads split between them);
+* ``--scheduler ADDRESS`` runs the photos on a Dask distributed cluster instead
+  (:mod:`faceeditor.commands._batch_dask`): same outputs, same report, same resume;
+* the report is cumulative: it is rewritten after every photo, and a resumed run keeps listing
+  the earlier runs' successes (outputs already there count as done) as ok.
 
 The light flags are relative to each photo's fitted light (see :mod:`faceeditor.edit.args`).
 """
@@ -19,19 +23,20 @@ The light flags are relative to each photo's fitted light (see :mod:`faceeditor.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import multiprocessing
 import os
-import signal
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 import torch
 
+from faceeditor.commands._batch_worker import init_worker
 from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.errors import FaceEditorError
 from faceeditor.edit.args import add_edit_arguments, base_edit, check_expression_names, light_requested
@@ -49,10 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("in_dir", type=Path, metavar="IN_DIR", help="folder of photos (searched recursively)")
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="where the edited photos go (created)")
     parser.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Dask distributed cluster (e.g. tcp://host:8786) instead of local processes",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite outputs that already exist")
     parser.add_argument("--face", default=None, metavar="N", help="which face: 1 = largest (default), or 'all'")
-    parser.add_argument("--quality", type=int, default=None, metavar="Q",
-                        help="JPEG/WebP quality (default: each input JPEG's, else 95)")
+    parser.add_argument(
+        "--quality", type=int, default=None, metavar="Q", help="JPEG/WebP quality (default: each input JPEG's, else 95)"
+    )
     add_edit_arguments(parser)
 
 
@@ -113,18 +125,6 @@ def _photo_edit() -> ModuleType:
     return photo_edit
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: the kernel sends this worker SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``),
-    so killing ``faceeditor batch`` (even with kill -9) never leaves workers writing outputs."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        except OSError:  # pragma: no cover - no libc by that name
-            pass
-    if os.getppid() != parent_pid:  # the parent died before the request took effect
-        os._exit(1)
-
-
 def remove_orphan_temps(folder: Path) -> int:
     """Delete the temp files an interrupted run left in ``folder`` (the atomic writer's
     ``.NAME.<12 hex>.tmp``); returns how many. Finished outputs are never touched."""
@@ -135,17 +135,6 @@ def remove_orphan_temps(folder: Path) -> int:
             p.unlink(missing_ok=True)
             n += 1
     return n
-
-
-def _init_worker(threads: int, parent_pid: int) -> None:
-    _die_with_parent(parent_pid)
-    torch.set_num_threads(max(1, threads))
-    try:
-        import cv2
-
-        cv2.setNumThreads(max(1, threads))
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def process_one(task: tuple) -> tuple[str, str, str, float]:
@@ -160,11 +149,11 @@ def process_one(task: tuple) -> tuple[str, str, str, float]:
     except FaceEditorError as exc:
         msg = str(exc)
         if msg.startswith(f"{src}: "):  # load errors name the file; the summary already does
-            msg = msg[len(src) + 2:]
+            msg = msg[len(src) + 2 :]
         return src, "failed", msg, (time.perf_counter() - t0) * 1000.0
     except MemoryError:
         return src, "failed", "out of memory", (time.perf_counter() - t0) * 1000.0
-    except Exception as exc:  # a bug or a fitter failure on one photo must not stop the batch
+    except Exception as exc:  # noqa: BLE001 - a bug or a fitter failure on one photo must not stop the batch
         return src, "failed", f"internal error: {type(exc).__name__}: {exc}", (time.perf_counter() - t0) * 1000.0
 
 
@@ -186,8 +175,10 @@ class Progress:
         eta = elapsed / self.done * (self.total - self.done)
         fill = int(self.width * self.done / max(1, self.total))
         bar = "#" * fill + "." * (self.width - fill)
-        line = (f"[{bar}] {self.done}/{self.total}  ok {self.ok}  failed {self.failed}  "
-                f"elapsed {_hms(elapsed)}  eta {_hms(eta)}")
+        line = (
+            f"[{bar}] {self.done}/{self.total}  ok {self.ok}  failed {self.failed}  "
+            f"elapsed {_hms(elapsed)}  eta {_hms(eta)}"
+        )
         if self.tty:
             self.stream.write("\r" + line)
             if self.done == self.total:
@@ -204,7 +195,7 @@ class Progress:
 
 
 def _hms(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
@@ -219,9 +210,11 @@ def run(args: argparse.Namespace) -> int:
     base = base_edit(args)
     check_expression_names(base, load_face_model().expression_names)
     if base.is_zero() and not light_requested(args):
-        raise FaceEditorError("the edit changes nothing: give --preset-file, --preset, --expr, a pose or a light option")
+        raise FaceEditorError(
+            "the edit changes nothing: give --preset-file, --preset, --expr, a pose or a light option"
+        )
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    if (orphans := remove_orphan_temps(args.out_dir)):
+    if orphans := remove_orphan_temps(args.out_dir):
         print(f"removed {orphans} temp file(s) left by an interrupted run")
     files = discover(args.in_dir, args.out_dir)
     if not files:
@@ -229,38 +222,64 @@ def run(args: argparse.Namespace) -> int:
     plan = output_plan(files, args.in_dir, args.out_dir)
     done_before = [s for s, d in plan if d.exists()] if not args.force else []
     todo = [(s, d) for s, d in plan if args.force or not d.exists()]
-    print(f"{len(files)} photo(s) in {args.in_dir}: {len(todo)} to do, {len(done_before)} already in {args.out_dir} "
-          f"(skipped; --force redoes them); {args.jobs} job(s)")
+    where = f"Dask scheduler {args.scheduler}" if getattr(args, "scheduler", None) else f"{args.jobs} job(s)"
+    print(
+        f"{len(files)} photo(s) in {args.in_dir}: {len(todo)} to do, {len(done_before)} already in {args.out_dir} "
+        f"(skipped; --force redoes them); {where}"
+    )
     light = {k: getattr(args, k, None) for k in _LIGHT_KEYS}
     tasks = [(str(s), str(d), base.to_dict(), light, face, args.quality) for s, d in todo]
+    ledger = Ledger.open(args.out_dir / REPORT_NAME, [str(s) for s in done_before])
+    results = _run_tasks(tasks, args, ledger)
+    return _summary(args, ledger, results, len(tasks), len(done_before))
+
+
+def _run_tasks(tasks: list[tuple], args: argparse.Namespace, ledger: Ledger) -> dict[str, tuple[str, str]]:
+    """Run ``tasks`` locally or on the cluster, recording each result in the ledger as it comes."""
     results: dict[str, tuple[str, str]] = {}
     progress = Progress(len(tasks))
-    interrupted = False
+    if getattr(args, "scheduler", None):
+        from faceeditor.commands._batch_dask import execute_on_cluster  # dask is imported only when asked for
+
+        stream = execute_on_cluster(tasks, args.scheduler)
+    else:
+        stream = _execute(tasks, args.jobs)
     try:
-        for src, status, message, _ms in _execute(tasks, args.jobs):
+        for src, status, message, _ms in stream:
             results[src] = (status, message)
+            ledger.record(src, status, message)
             progress.update(os.path.relpath(src, args.in_dir), status, message)
+        ledger.finished = True
     except KeyboardInterrupt:
-        interrupted = True
+        ledger.interrupted = True
     finally:
         progress.close()
+        ledger.write()
+    return results
+
+
+def _summary(
+    args: argparse.Namespace, ledger: Ledger, results: dict[str, tuple[str, str]], n_tasks: int, n_done_before: int
+) -> int:
+    """Print the summary; the exit status (0 all done, 1 some failed, 130 interrupted)."""
     failed = {s: m for s, (st, m) in results.items() if st != "ok"}
     ok = [s for s, (st, _) in results.items() if st == "ok"]
-    _write_report(args.out_dir / REPORT_NAME, ok, failed, [str(s) for s in done_before], interrupted)
-    print(f"summary: {len(ok)} edited, {len(done_before)} skipped (already done), {len(failed)} failed"
-          + (f", {len(tasks) - len(results)} not started (interrupted)" if interrupted else ""))
+    print(
+        f"summary: {len(ok)} edited, {n_done_before} skipped (already done), {len(failed)} failed"
+        + (f", {n_tasks - len(results)} not started (interrupted)" if ledger.interrupted else "")
+    )
     if failed:
         print("failed (skipped):")
         for src, msg in sorted(failed.items()):
             print(f"  {os.path.relpath(src, args.in_dir)}: {msg}")
-    print(f"report: {args.out_dir / REPORT_NAME}")
-    if interrupted:
+    print(f"report: {ledger.path}")
+    if ledger.interrupted:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130
     return 1 if failed else 0
 
 
-def _execute(tasks: list[tuple], jobs: int):
+def _execute(tasks: list[tuple], jobs: int) -> Iterator[tuple[str, str, str, float]]:
     """Yield results of :func:`process_one` as they complete (in order with one job)."""
     if jobs == 1 or len(tasks) <= 1:
         for t in tasks:
@@ -268,8 +287,9 @@ def _execute(tasks: list[tuple], jobs: int):
         return
     threads = max(1, torch.get_num_threads() // jobs)
     ctx = multiprocessing.get_context("spawn")  # torch/OpenMP state does not survive fork safely
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads, os.getpid()))
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(threads, os.getpid())
+    )
     try:
         futures = [pool.submit(process_one, t) for t in tasks]
         for fut in as_completed(futures):
@@ -278,17 +298,51 @@ def _execute(tasks: list[tuple], jobs: int):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _write_report(path: Path, ok: list[str], failed: dict[str, str], skipped: list[str], interrupted: bool) -> None:
-    """Merge this run into the report (earlier runs' successes stay listed)."""
-    old: dict = {}
-    if path.is_file():
+@dataclass
+class Ledger:
+    """``batch_report.json``, cumulative over runs: inputs edited (by any run; an output already
+    there counts as done), inputs that failed last time they were tried, and whether this run
+    finished. Rewritten atomically after every photo, so a killed run's work stays listed."""
+
+    path: Path
+    ok: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    finished: bool = False
+
+    @classmethod
+    def open(cls, path: Path, done_before: list[str]) -> Ledger:
+        """The report of earlier runs (an unreadable one is started afresh) with ``done_before`` as ok."""
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError):
             old = {}
-    done = sorted(set(old.get("ok", [])) | set(ok))
-    fail = {k: v for k, v in old.get("failed", {}).items() if k not in ok}
-    fail.update(failed)
-    doc = {"ok": done, "failed": dict(sorted(fail.items())), "skipped_existing_last_run": sorted(skipped),
-           "interrupted": interrupted, "updated": time.strftime("%Y-%m-%d %H:%M:%S")}
-    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+        old = old if isinstance(old, dict) else {}
+        old_ok = old["ok"] if isinstance(old.get("ok"), list) else []
+        old_failed = old["failed"] if isinstance(old.get("failed"), dict) else {}
+        ok = {s for s in old_ok if isinstance(s, str)} | set(done_before)
+        failed = {k: str(v) for k, v in old_failed.items() if k not in ok}
+        ledger = cls(path, ok, failed, sorted(done_before))
+        ledger.write()
+        return ledger
+
+    def record(self, src: str, status: str, message: str) -> None:
+        if status == "ok":
+            self.ok.add(src)
+            self.failed.pop(src, None)
+        else:
+            self.failed[src] = message
+            self.ok.discard(src)
+        self.write()
+
+    def write(self) -> None:
+        doc = {
+            "ok": sorted(self.ok),
+            "failed": dict(sorted(self.failed.items())),
+            "skipped_existing_last_run": self.skipped,
+            "interrupted": self.interrupted,
+            "finished": self.finished,
+            "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        atomic_write_text(self.path, json.dumps(doc, indent=2) + "\n")

@@ -7,8 +7,8 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
    (:mod:`.flow`): a backward flow and a per-pixel warp confidence;
 2. the flow is extended past the silhouette and faded by LiftedGAN's transformation map
    (:mod:`.blendmap`), so hair and neck follow and the background stays (:mod:`.maps`);
-3. the shading ratio of the target to the fitted SH light on the edited vs fitted normals is
-   the relight gain on the skin (:mod:`.relight`, :mod:`.maps`) — pose edits get it too, since
+3. the luminance shading ratio of the target to the fitted SH light on the edited vs fitted normals
+   is the relight gain on the whole person (:mod:`.relight`, :mod:`.person_light`) — pose edits get it too, since
    a turned head turns in the scene's light;
 4. pixels the photo cannot supply are rendered by the :class:`~faceeditor.edit.fill.FillProvider`
    (at the output resolution capped at :data:`MAX_FILL_PX`; on the work grid, sharing its
@@ -44,7 +44,7 @@ import torch
 from faceeditor.core.camera import Camera
 from faceeditor.core.progress import check_cancel
 from faceeditor.core.state import FaceState
-from faceeditor.edit import eyes, layers, maps, relight, tiles
+from faceeditor.edit import eyes, layers, maps, person_light, relight, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
 from faceeditor.edit.geometry import (
@@ -85,6 +85,7 @@ class _ScaleView:
     orig_sources: Sources  # the fitted head's own pixels (zero flow): the light-only edit path
     head_px: float  # head size in output pixels
     taper: tuple[bool, bool, bool, bool]  # window sides that end inside the photo
+    person: person_light.PersonShading | None = None  # the whole-person relight maps, made on first use
 
 
 class MeshCompositor:
@@ -113,7 +114,7 @@ class MeshCompositor:
         self.max_work_px, self.min_work_px = int(max_work_px), int(min_work_px)
         self.face_ids = render_face_ids(model)
         self.tri = model.faces[self.face_ids]
-        self.skin_tri = skin_triangles(model, self.face_ids)  # relight mask
+        self.relight_tri = person_light.triangle_classes(model, self.face_ids)  # skin / head+neck / inner
         # the fill draws the face, mouth and eyes; the ICT head/neck material (hair and collar in a
         # photo) would be a flat band there: the warped photo covers it instead
         self.fillable_tri = model.face_region[self.face_ids] != model.region_names.index("M_BackHead")
@@ -205,6 +206,14 @@ class MeshCompositor:
                 self._person = layers.segment_person(self.photo)
             return self._person
 
+    def _person_shading(self, view: _ScaleView) -> person_light.PersonShading:
+        """The window's whole-person relight maps (:func:`person_light.prepare`), made once per size."""
+        with self._lock:
+            if view.person is None:
+                view.person = person_light.prepare(self.person_mask(), view.orig.covered.numpy(), view.window,
+                                                   (view.camera.width, view.camera.height), view.head_px)
+            return view.person
+
     def _portrait_layers(self, view: _ScaleView) -> PortraitLayers:
         size = (view.camera.width, view.camera.height)
         with self._lock:
@@ -295,7 +304,8 @@ class MeshCompositor:
         s1 = win.screen(v1, cam)
         area1 = screen_areas(s1, self.tri)
         frags = tiles.raster_front(s1, self.tri, area1, win)
-        src = trace_sources(frags, self.tri, self.v_src, self.n_src, n1, area1, view.orig, cam)
+        src = trace_sources(frags, self.tri, self.v_src, self.n_src, n1, area1, view.orig, cam,
+                            torch.from_numpy(self.person_mask()))
         return src, EditedHead(v1, n1, s1, area1, self._fragments(src))
 
     def _fragments(self, src: Sources) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -332,10 +342,12 @@ class MeshCompositor:
         moving_px = maps.moves(src)
         flow, moving = None, np.zeros((win.grid_h, win.grid_w), bool)
         if moving_px:
-            flow, moving = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px, view.taper)
+            flow, moving = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px, view.taper,
+                                         ~self.fillable_tri)
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
-            gain, lit = maps.relight_gain(src, self.skin_tri, self.state.sh, sh_new, win, view.head_px)
+            gain, lit = maps.relight_gain(src, self._person_shading(view), self.relight_tri, self.state.sh, sh_new,
+                                          win, flow)
         need = maps.fill_need(src, covered, win, self.fillable_tri)
         return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3)
 
@@ -430,14 +442,3 @@ class MeshCompositor:
         ok[ok.clone()] = near[cy[ok], cx[ok]]
         return self.face_ids[ok]
 
-
-def skin_triangles(model: FaceModel, face_ids: torch.Tensor) -> torch.Tensor:
-    """Bool (F',) over rendered triangles ``face_ids``: the skin that relighting changes — the face
-    material without the mouth and eye sockets. Not the head material (hair in a photo) nor the
-    neck: the fitted neck rarely matches the real one, which collars and hair cover, and a
-    relit patch of background beside the jaw looks far worse than an unlit neck."""
-    tri = model.faces[face_ids]
-    region = model.face_region[face_ids]
-    inner = [model.vertex_region_names.index(n) for n in ("mouth_socket", "eye_socket")]
-    in_inner = torch.isin(model.vertex_region[tri], torch.tensor(inner)).any(1)
-    return (region == model.region_names.index("M_Face")) & ~in_inner

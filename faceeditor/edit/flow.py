@@ -20,6 +20,11 @@ position) that cv2.remap can apply, and, per pixel, how trustworthy the photo is
   over the eye in a blink, skin at a grazing angle turned toward the camera; a few photo
   pixels smeared over many look wrong. (Per triangle, not per vertex normal: interpolated
   normals graze at every silhouette, yet those pixels are in the photo.)
+* **trust** (:func:`source_trust`): a source that the edit *magnifies* (its triangle grows on
+  screen, as the far cheek of a turned head does) must have been well seen: not at a grazing
+  angle in the photo, where a fit that is a few pixels off samples hair, ear or background,
+  and not outside the person (selfie segmentation ``person``, when given). Sources that stay
+  about their size keep the photo even at the silhouette, where the photo shows just that.
 
 Pixels with low confidence are served by the fill layer (:mod:`faceeditor.edit.fill`).
 """
@@ -39,6 +44,9 @@ from faceeditor.render.interpolate import interpolate_packed
 DEPTH_TOL_CM = 1.0
 STRETCH_OK = 3.0
 STRETCH_BAD = 6.0
+MAGNIFY = (1.2, 1.8)  # screen-area growth over which a source's trust starts to matter (ramp)
+GRAZING = (0.25, 0.5)  # source facing (n . view) from untrustworthy (first) to trusted (second)
+PERSON_OK = (0.2, 0.7)  # person alpha at the source from background (first) to person (second)
 
 
 @dataclass
@@ -109,12 +117,13 @@ def original_view(frags: Fragments, screen: torch.Tensor, tri: torch.Tensor, tri
 @torch.no_grad()
 def trace_sources(frags: Fragments, tri: torch.Tensor, verts_src: torch.Tensor, normals_src: torch.Tensor,
                   normals_dst: torch.Tensor, dst_face_area: torch.Tensor, view: OriginalView,
-                  camera: Camera) -> Sources:
+                  camera: Camera, person: torch.Tensor | None = None) -> Sources:
     """Backward correspondence of the edited head's pixels (``frags`` on ``view.window``'s grid).
 
     ``verts_src``/``normals_src`` (1,V,3) are the original head in camera space, ``normals_dst``
     the edited head's; ``dst_face_area`` (F',) the edited signed screen areas on the same grid;
-    ``camera`` the output image's camera.
+    ``camera`` the output image's camera; ``person`` (h,w) the photo's person alpha at any
+    resolution (:func:`source_trust`).
     """
     win = view.window
     b = torch.zeros_like(frags.face)
@@ -153,5 +162,24 @@ def trace_sources(frags: Fragments, tri: torch.Tensor, verts_src: torch.Tensor, 
     ratio = a1 / a0.clamp(min=1e-6)
     ratio = torch.where(a0 > 1e-6, ratio, torch.full_like(ratio, 1e6))
     stretch = ((STRETCH_BAD - ratio) / (STRETCH_BAD - STRETCH_OK)).clamp(0.0, 1.0)
-    conf = seen * in_photo.float() * stretch
+    facing = (n_src * F.normalize(-p_src, dim=-1)).sum(-1)
+    alpha = None if person is None else sample_map(person, scr[:, :2], camera)
+    conf = seen * in_photo.float() * stretch * source_trust(ratio, facing, alpha)
     return Sources(frags.pix, frags.face, scr[:, :2], flow, conf, n_src, n_dst, frags.bary)
+
+
+def source_trust(ratio: torch.Tensor, facing: torch.Tensor, person: torch.Tensor | None) -> torch.Tensor:
+    """(N,) in [0,1]: 1 - magnified * max(grazing, background) for sources whose screen area grows
+    by ``ratio``, seen at ``facing`` (n . view) in the photo, with person alpha ``person`` there."""
+    magnified = ((ratio - MAGNIFY[0]) / (MAGNIFY[1] - MAGNIFY[0])).clamp(0.0, 1.0)
+    bad = ((GRAZING[1] - facing) / (GRAZING[1] - GRAZING[0])).clamp(0.0, 1.0)
+    if person is not None:
+        bad = torch.maximum(bad, ((PERSON_OK[1] - person) / (PERSON_OK[1] - PERSON_OK[0])).clamp(0.0, 1.0))
+    return 1.0 - magnified * bad
+
+
+def sample_map(values: torch.Tensor, xy: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """Bilinear samples (N,) of a (h,w) map covering the whole photo at output positions ``xy`` (N,2)."""
+    g = torch.stack([xy[:, 0] / camera.width * 2 - 1, xy[:, 1] / camera.height * 2 - 1], -1)
+    return F.grid_sample(values[None, None].float(), g[None, None], mode="bilinear", padding_mode="border",
+                         align_corners=False)[0, 0, 0]

@@ -11,12 +11,14 @@ requested angles. Expression edits replace the fitted ARKit weights named in the
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from faceeditor.core.pose import euler_to_matrix
 from faceeditor.core.state import FaceState
-from faceeditor.edit.light import LightParams, fit_light
+from faceeditor.edit.light import LightParams, fit_light, light_tint, sh_colour
 from faceeditor.edit.params import EditParams
 from faceeditor.morphable.model import FaceModel
 from faceeditor.render.sh import direction_from_angles
@@ -78,14 +80,20 @@ def target_sh(state: FaceState, edit: EditParams, reference: LightParams | None 
     """(9,3) SH irradiance the edited photo should show (``reference``: the state's
     :func:`photo_light` when the caller keeps it, which saves refitting it, ~7 ms, per call).
 
-    ``edit.light is None`` keeps the fitted SH; an explicit ``light.sh`` is used as given.
-    Otherwise the controls describe a directional light (:meth:`LightParams.to_sh`) and the part
-    of the fitted SH that the directional model does not explain (second-order terms, colour
-    imbalance: the residual against :func:`photo_light`) is kept in proportion to
-    ``max(0, cos a)^2``, ``a`` the angle between the photo's and the requested light direction:
-    controls at their "as in photo" values reproduce the fitted SH exactly, a light moved far
-    away is a clean directional light (the fitted residual was shaped by the old direction and
-    would put shadows where the new light cannot).
+    ``edit.light is None`` (or controls equal to ``reference``) keeps the fitted SH; an explicit
+    ``light.sh`` is used as given. Otherwise the controls describe a directional light and the part
+    of the fitted SH that the directional model does not explain (second-order terms: the residual
+    against :func:`photo_light`) is kept in proportion to ``max(0, cos a)^2``, ``a`` the angle
+    between the photo's and the requested light direction: controls at their "as in photo" values
+    reproduce the fitted SH, a light moved far away is a clean directional light (the fitted
+    residual was shaped by the old direction and would put shadows where the new light cannot).
+
+    Colour: the light keeps the *fitted* light's colour (:func:`~faceeditor.edit.light.sh_colour`),
+    whatever its temperature control says; only a temperature other than the reference's tints it,
+    by the ratio of the two black-body colours (:func:`~faceeditor.edit.light.light_tint`):
+    ``sh_new = (L_new x c + w (sh - L_ref x c)) * tint`` with ``L`` the white (luminance) SH of the
+    controls and ``c`` the fitted colour. Direction and intensity thus never change the colour
+    (the channel balance of ``sh_new`` is exactly ``c * tint``, :func:`faceeditor.edit.relight.light_change`).
     """
     sh = np.asarray(state.sh, np.float32).reshape(9, 3)
     light = edit.light
@@ -94,10 +102,19 @@ def target_sh(state: FaceState, edit: EditParams, reference: LightParams | None 
     if light.sh is not None:
         return light.to_sh()
     ref = photo_light(state) if reference is None else reference
+    if light == ref:  # "as in photo": exactly the fitted SH
+        return sh
     cos_a = float(torch.dot(direction_from_angles(ref.azimuth, ref.elevation),
                             direction_from_angles(light.azimuth, light.elevation)))
     w = max(0.0, cos_a) ** 2
-    return (light.to_sh() + w * (sh - ref.to_sh())).astype(np.float32)
+    colour = sh_colour(sh)
+    out = _white_sh(light) * colour[None] + w * (sh.astype(np.float64) - _white_sh(ref) * colour[None])
+    return (out * light_tint(light.temperature, ref.temperature, colour)[None]).astype(np.float32)
+
+
+def _white_sh(light: LightParams) -> np.ndarray:
+    """(9,1) float64 luminance SH of ``light``'s direction, intensity and ambient (its colour left out)."""
+    return dataclasses.replace(light, temperature=6500.0, sh=None).to_sh()[:, :1].astype(np.float64)
 
 
 def photo_light(state: FaceState) -> LightParams:

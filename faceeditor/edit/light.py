@@ -1,8 +1,11 @@
 """Directional-light controls mapped to SH irradiance (the GUI's lighting panel and the CLI flags).
 
 A light is ``ambient + intensity * max(0, n.d)`` tinted by a colour temperature, projected to
-2nd-order SH with :func:`faceeditor.render.sh.directional_sh`. :func:`light_from_sh` gives the
-controls that best describe a fitted SH (for "as in photo" and as slider start values).
+2nd-order SH with :func:`faceeditor.render.sh.directional_sh`. :func:`fit_light` (and the simpler
+:func:`light_from_sh`) gives the controls that best describe a fitted SH (for "as in photo" and as
+slider start values). A photo's light keeps its own *colour* (:func:`sh_colour`, the channel
+balance of its mean shading on a face) when the controls move: the temperature control tints it
+relative to the fitted temperature only (:func:`light_tint`, :func:`faceeditor.edit.geometry.target_sh`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class LightParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LightParams":
+    def from_dict(cls, d: dict) -> LightParams:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -89,15 +92,50 @@ TEMPERATURES_K = np.linspace(2000.0, 12000.0, 101)  # the colour temperatures a 
 
 def _temperature_of(sh: np.ndarray) -> float:
     """The colour temperature of SH irradiance (9,3): from the channel balance of its mean shading on
-    the normals a face shows the camera (not of its constant term alone, which a fit on one face
-    may leave near zero or negative: its sign would turn a white light orange or blue). A white SH
-    (equal channels) reads exactly 6500 K."""
-    _, basis = _front_normals()
-    mean = (basis @ np.asarray(sh, np.float64).reshape(9, 3)).mean(0)  # (3,)
+    the normals a face shows the camera (:func:`sh_colour`; not of its constant term alone, which a
+    fit on one face may leave near zero or negative: its sign would turn a white light orange or
+    blue). A white SH (equal channels) reads exactly 6500 K."""
+    mean = front_mean(sh)
     lum = float(mean.mean())
     if lum <= 1e-8 or np.allclose(mean, lum, rtol=1e-6, atol=0.0):
         return 6500.0
     return _temperature_from_balance(np.clip(mean / lum, 0.0, None))
+
+
+def front_basis() -> np.ndarray:
+    """(9,) mean SH basis over the normals a face shows the camera: ``front_basis() @ sh`` is the
+    mean shading of SH irradiance ``sh`` (9,C) on a face (~0.5 ms: callers that need it often
+    keep it)."""
+    return _front_normals()[1].mean(0)
+
+
+def front_mean(sh: np.ndarray, basis: np.ndarray | None = None) -> np.ndarray:
+    """Mean shading of SH irradiance (9,3) (or (9,): one channel) over the normals a face shows the
+    camera: (3,) (or a 0-d array). ``basis``: :func:`front_basis` when the caller keeps it."""
+    b = front_basis() if basis is None else basis
+    sh = np.asarray(sh, np.float64)
+    return (b @ sh.reshape(9, -1)).reshape(sh.shape[1:])
+
+
+def sh_colour(sh: np.ndarray, basis: np.ndarray | None = None) -> np.ndarray:
+    """The colour of SH irradiance (9,3): the channel balance of :func:`front_mean`, mean 1, float64
+    (3,); (1,1,1) when its mean shading is not positive. Linear in ``sh`` up to the normalisation,
+    so a light built as ``luminance (9,) x colour (3,)`` reads exactly ``colour``."""
+    mean = front_mean(sh, basis)
+    lum = float(mean.mean())
+    if not lum > 1e-8:
+        return np.ones(3)
+    return np.clip(mean / lum, 0.05, None)
+
+
+def light_tint(kelvin: float, reference_kelvin: float, colour: np.ndarray) -> np.ndarray:
+    """(3,) factor that turns a light of colour ``colour`` (:func:`sh_colour`) at ``reference_kelvin``
+    into one at ``kelvin``: the ratio of their black-body colours, scaled so that the tinted light
+    keeps its mean level (``mean(tint * colour) = 1``). Exactly (1,1,1) for equal temperatures."""
+    if kelvin == reference_kelvin:
+        return np.ones(3)
+    t = np.asarray(temperature_rgb(kelvin)) / np.asarray(temperature_rgb(reference_kelvin))
+    return t / float(np.mean(t * np.asarray(colour, np.float64)))
 
 
 def _temperature_from_balance(rgb: np.ndarray) -> float:
@@ -128,10 +166,15 @@ def fit_light(sh: np.ndarray) -> LightParams:
     coarse-to-fine search, intensity and ambient >= 0 in closed form), colour from the channel
     balance. Unlike :func:`light_from_sh`, which reads the first-order band alone, it is not
     thrown by the second-order terms a fit on one face puts in the SH: those decide the shading
-    the photo shows. ~7 ms: a caller that needs the light of one SH often keeps the result
-    (e.g. :class:`~faceeditor.edit.compose.MeshCompositor` its photo's light)."""
+    the photo shows. The light is sought in front of the face (direction z >= 0, the range of the
+    lighting panel's azimuth): on the normals a face shows the camera, a first-order lobe from
+    behind plus a strong second-order term can mimic a frontal light (LFW photos fitted so read
+    "intensity 2.4 from behind"), and a light moved from there to the front would flood the photo
+    with 2.5 times its light; what the directional light does not explain stays in the residual
+    (:func:`faceeditor.edit.geometry.target_sh`). ~7 ms: a caller that needs the light of one SH
+    often keeps the result (e.g. :class:`~faceeditor.edit.compose.MeshCompositor` its photo's light)."""
     sh = np.ascontiguousarray(np.asarray(sh, np.float64).reshape(9, 3))
-    normals, basis = _front_normals()
+    _, basis = _front_normals()
     t = basis @ sh.mean(1)  # luminance shading on the front normals (N,)
     band = np.array([LAMBERT_BAND[b] for b in (0, 1, 1, 1, 2, 2, 2, 2, 2)])
 
@@ -151,8 +194,12 @@ def fit_light(sh: np.ndarray) -> LightParams:
         for ci, ca in cands:
             ok = (ci >= 0) & (ca >= 0)
             e = ((ci[:, None] * lobes + ca[:, None] - t[None]) ** 2).sum(1)
-            better = ok & (e < best_e)
-            best_e, best_i, best_a = np.where(better, e, best_e), np.where(better, ci, best_i), np.where(better, ca, best_a)
+            better = ok & (e < best_e) & (dirs[:, 2] >= -1e-9)  # in front of the face (see the docstring)
+            best_e, best_i, best_a = (
+                np.where(better, e, best_e),
+                np.where(better, ci, best_i),
+                np.where(better, ca, best_a),
+            )
         return best_e, best_i, best_a
 
     dirs = _fibonacci_sphere(400)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
+
 from faceeditor.core.errors import EditValueError
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.params import EditParams, check_number
@@ -24,11 +26,16 @@ LIGHT_RANGES = {"azimuth": (-90.0, 90.0), "elevation": (-90.0, 90.0), "intensity
 
 
 def check_light(light: LightParams, prefix: str = "light.") -> None:
+    """Every light field finite and in range (stored as a float: a preset may hold "5"); ``sh`` None
+    or 9 x 3 finite numbers."""
     for name, (lo, hi) in LIGHT_RANGES.items():
-        check_number(prefix + name, getattr(light, name), lo, hi)
+        setattr(light, name, check_number(prefix + name, getattr(light, name), lo, hi))
     if light.sh is not None:
-        flat = [v for row in light.sh for v in row]
-        if len(flat) != 27 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in flat):
+        try:
+            flat = np.asarray(light.sh, dtype=np.float64).ravel()
+        except (TypeError, ValueError, OverflowError):
+            flat = np.zeros(0)
+        if flat.size != 27 or not np.isfinite(flat).all():
             raise EditValueError(f"{prefix}sh: expected 9 x 3 finite numbers")
 
 

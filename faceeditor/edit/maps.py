@@ -6,9 +6,9 @@ From the backward correspondence of the edited head's grid pixels (:class:`~face
 * the *flow*: exact inside the edited head, extended outside by pull-push and faded by LiftedGAN's
   transformation map T (:mod:`faceeditor.edit.blendmap`), so hair and neck follow and the
   background stays;
-* the *relight gain* on the (feathered) skin: the shading ratio of the target to the fitted SH
-  light on the edited vs the source normals (:mod:`faceeditor.edit.relight`), weighted by the
-  warp confidence (the photo's shading is only known where the source was seen);
+* the *relight gain* on the whole person: the luminance shading ratio of the target to the
+  fitted SH light on the edited vs the source normals, silhouette normals off the mesh
+  (:mod:`faceeditor.edit.relight`, :mod:`faceeditor.edit.person_light`);
 * the *fill need*: 1 - warp confidence, ramped and cleaned of specks, where the fill provider's
   layer replaces the warped photo (:mod:`faceeditor.edit.fill`).
 """
@@ -21,15 +21,16 @@ import cv2
 import numpy as np
 import torch
 
-from faceeditor.edit import blendmap, relight
+from faceeditor.edit import blendmap, person_light, relight
 from faceeditor.edit.flow import Sources
 from faceeditor.edit.grid import Window
 from faceeditor.edit.params import EditParams
+from faceeditor.edit.person_light import PersonShading
 
-SKIN_FEATHER = 0.02  # relight mask feather (Gaussian sigma) as a fraction of the head size
 FILL_FEATHER_PX = 1.5  # fill mask feather in work-grid pixels
 NEED_RAMP = (0.3, 0.7)  # fill need = 1 - warp confidence, ramped from 0 at the first to 1 at the second
 MIN_FLOW_PX = 0.02  # output pixels: smaller motion counts as none
+REROUTE_CONF = 0.5  # scalp/neck pixels below this warp confidence take their seen neighbours' flow
 
 
 @dataclass
@@ -73,13 +74,16 @@ def moves(src: Sources) -> bool:
 
 
 def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win: Window, head_px: float,
-             taper: tuple[bool, bool, bool, bool]) -> tuple[np.ndarray, np.ndarray]:
+             taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The backward flow (H,W,2) and where it moves pixels (H,W): exact inside the edited head,
-    pull-push extension outside, faded by the transformation map T over both silhouettes."""
+    pull-push extension outside, faded by the transformation map T over both silhouettes.
+    ``scalp``: (F',) bool over the rendered triangles the fill does not draw (:func:`reroute_unseen`)."""
     gh, gw = win.grid_h, win.grid_w
     flow = torch.zeros(gh * gw, 2)
     flow[src.pix] = src.flow
     flow = flow.view(gh, gw, 2).numpy()
+    if scalp is not None:
+        flow = reroute_unseen(flow, src, scalp, win)
     k = 0.5 * (win.kx + win.ky)
     ext = blendmap.extend_outside(flow, covered)
     head = covered | covered_before
@@ -90,23 +94,47 @@ def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win:
     return flow, moving
 
 
-def relight_gain(src: Sources, skin_tri: torch.Tensor, sh_fit: np.ndarray, sh_new: np.ndarray, win: Window,
-                 head_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """The relight gain (H,W,3) on the feathered skin and where it is not 1 (H,W). ``skin_tri``:
-    (F',) bool over the rendered triangles (:func:`faceeditor.edit.compose.skin_triangles`)."""
+def reroute_unseen(flow: np.ndarray, src: Sources, scalp: torch.Tensor, win: Window) -> np.ndarray:
+    """Scalp and neck pixels whose source the photo does not show (behind the chin, the far side
+    of the head) take the flow of the *seen* scalp and neck around them (pull-push), not their own:
+    their own source lies under the face in the photo and would paint a second chin or cheek
+    there; the neighbours' flow continues the hair and collar instead. (The fill draws the face;
+    these surfaces are hair and clothes in a photo, which the mesh does not know.)"""
     gh, gw = win.grid_h, win.grid_w
-    hw = gh * gw
-    ratio = relight.shading_ratio(src.n_src, src.n_dst, sh_fit, sh_new)
-    r = torch.zeros(hw, 3)
-    # the photo's shading is only known where the source was seen
-    r[src.pix] = (ratio - 1.0) * src.warp_conf[:, None]
-    skin = torch.zeros(hw)
-    skin[src.pix] = skin_tri[src.face].float()
-    skin_soft = blendmap.feather(skin.view(gh, gw).numpy(), SKIN_FEATHER * head_px * 0.5 * (win.kx + win.ky))
-    g = relight.ratio_to_gain(r.view(gh, gw, 3).numpy() + 1.0) - 1.0
-    gain = skin_soft[..., None] * g
-    lit = (np.abs(gain[..., 0]) + np.abs(gain[..., 1]) + np.abs(gain[..., 2])) > 1e-4
-    gain += 1.0
+    on_scalp = scalp[src.face]
+    conf = torch.zeros(gh * gw)
+    conf[src.pix] = torch.where(on_scalp, src.warp_conf, torch.zeros_like(src.warp_conf))
+    unseen = torch.zeros(gh * gw, dtype=torch.bool)
+    unseen[src.pix] = on_scalp & (src.warp_conf < REROUTE_CONF)
+    unseen = unseen.view(gh, gw).numpy()
+    if not unseen.any():
+        return flow
+    w = conf.view(gh, gw).numpy() * ~unseen
+    if w.sum() < 1.0:
+        return flow
+    ext = blendmap.push_pull(flow, w.astype(np.float32))
+    return np.where(unseen[..., None], ext, flow).astype(np.float32)
+
+
+def relight_gain(
+    src: Sources,
+    person: PersonShading,
+    classes: torch.Tensor,
+    sh_fit: np.ndarray,
+    sh_new: np.ndarray,
+    win: Window,
+    flow: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The relight gain (H,W,3) on the whole person and where it is not 1 (H,W): the luminance
+    shading ratio of ``sh_new`` to ``sh_fit`` (:mod:`faceeditor.edit.relight`, the same factor on
+    every channel, times the light's tint if its colour changed) over the head and the person
+    around it (:func:`faceeditor.edit.person_light.log_ratio_map`). ``person``: the window's
+    :func:`~faceeditor.edit.person_light.prepare`; ``classes`` (F',) over the rendered triangles
+    (:func:`~faceeditor.edit.person_light.triangle_classes`); ``flow`` the edit's backward flow."""
+    change = relight.light_change(sh_fit, sh_new)
+    L, weight = person_light.log_ratio_map(person, src, classes, change, win, flow)
+    gain = relight.gain_map(L, weight, change.tint)
+    lit = np.abs(gain - 1.0).max(axis=2) > 1e-4
     return gain, lit
 
 

@@ -32,6 +32,8 @@ def check_number(field: str, value: object, lo: float = -math.inf, hi: float = m
     ranges edits may ask for: :mod:`faceeditor.edit.limits`)."""
     try:
         x = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an integer too large for a float (JSON allows any number of digits)
+        raise EditValueError(f"{field}: {str(value)[:20]}... is not a finite number") from None
     except (TypeError, ValueError):
         raise EditValueError(f"{field}: {value!r} is not a number") from None
     if not math.isfinite(x):

@@ -8,6 +8,7 @@ or use it as a context manager); :meth:`PersonSegmenter.mask` returns a soft flo
 from __future__ import annotations
 
 import threading
+from typing import Self
 
 import cv2
 import numpy as np
@@ -26,6 +27,7 @@ class PersonSegmenter:
         with quiet_native_stderr():
             self._graph = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
         self._lock = threading.Lock()
+        self._warm = False  # the first inference logs native start-up chatter ("Feedback manager ...")
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """Soft person mask (H, W) float32 in [0, 1] of a uint8 HxWx3 RGB photo."""
@@ -33,10 +35,18 @@ class PersonSegmenter:
             raise ValueError(f"expected a uint8 HxWx3 RGB image, got {rgb.dtype} {rgb.shape}")
         h, w = rgb.shape[:2]
         k = min(1.0, SEGMENT_PX / max(h, w))
-        small = rgb if k == 1.0 else cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))),
-                                                 interpolation=cv2.INTER_AREA)
+        small = (
+            rgb
+            if k == 1.0
+            else cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+        )
         with self._lock:
-            out = self._graph.process(np.ascontiguousarray(small)).segmentation_mask
+            if self._warm:
+                out = self._graph.process(np.ascontiguousarray(small)).segmentation_mask
+            else:
+                with quiet_native_stderr():
+                    out = self._graph.process(np.ascontiguousarray(small)).segmentation_mask
+                self._warm = True
         out = np.clip(np.asarray(out, np.float32), 0.0, 1.0)
         if out.shape != (h, w):
             out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -45,7 +55,7 @@ class PersonSegmenter:
     def close(self) -> None:
         self._graph.close()
 
-    def __enter__(self) -> "PersonSegmenter":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,6 +24,7 @@ from faceeditor.render.raster import rasterize
 from faceeditor.render.sh import sh_shading
 
 PHOTO_TILES = ("M_Face", "M_BackHead")
+GRAZING_RAMP = 0.5  # texel weight ((n . view - min_facing) / GRAZING_RAMP)^2, clamped to [0, 1]
 
 
 @dataclass
@@ -109,7 +110,9 @@ def unproject_texture(model: FaceModel, photo: torch.Tensor, verts: torch.Tensor
                                align_corners=False)[0, :, 0].t()  # (N,3)
         shade = sh_shading(n, sh[None].expand(len(n), 9, 3)).clamp(min=0.08)
         albedo = (colour / shade).clamp(0, 1)
-        weight = torch.where(visible, ((facing - min_facing) / 0.35).clamp(0, 1), torch.zeros_like(facing))
+        # squared ramp: texels seen at a grazing angle (a fit a few pixels off samples hair, ear or
+        # background there) give way to their mirrored texel when it was seen head-on
+        weight = torch.where(visible, ((facing - min_facing) / GRAZING_RAMP).clamp(0, 1) ** 2, torch.zeros_like(facing))
         tile_rgb = np.zeros((tile, tile, 3), np.float32)
         tile_w = np.zeros((tile, tile), np.float32)
         r, c = tm.rows.cpu().numpy(), tm.cols.cpu().numpy()
@@ -120,7 +123,7 @@ def unproject_texture(model: FaceModel, photo: torch.Tensor, verts: torch.Tensor
         if tm.region == "M_Face":  # left/right symmetry: u -> 1 - u
             mir_rgb, mir_w = tile_rgb[:, ::-1], tile_w[:, ::-1] * covered[:, ::-1]
             take = mir_w > tile_w
-            blend = np.where(take, mir_w - tile_w, 0.0)[..., None]
+            blend = np.where(take, (mir_w - tile_w) / np.maximum(mir_w, 1e-6), 0.0)[..., None]
             tile_rgb = tile_rgb * (1 - blend) + mir_rgb * blend
             tile_w = np.maximum(tile_w, 0.8 * mir_w)
         seen = tile_w > 0.02
