@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from faceeditor.core.errors import FaceEditorError
+from faceeditor.core.errors import FaceEditorError, ParamsFileError
 from faceeditor.core.pose import euler_to_matrix, matrix_to_euler
 from faceeditor.core.state import FaceState
 from faceeditor.edit.args import add_edit_arguments, base_edit, edit_for_face, parse_expr, parse_preset
@@ -48,6 +48,14 @@ def test_bad_preset_file_is_a_user_error(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(FaceEditorError):
+        EditParams.load(bad)
+
+
+@pytest.mark.parametrize("text", ['{"expression": [1, 2]}', "[1, 2, 3]", '"smile"', "null"])
+def test_preset_of_the_wrong_shape_names_the_file(tmp_path, text: str) -> None:
+    bad = tmp_path / "shape.json"
+    bad.write_text(text)
+    with pytest.raises(ParamsFileError, match="shape.json"):
         EditParams.load(bad)
 
 

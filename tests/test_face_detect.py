@@ -198,3 +198,25 @@ def test_cli_detect(astronaut, tmp_path: Path, capsys) -> None:
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(blank)
     assert main(["detect", str(blank)]) == 2
     assert "no face" in capsys.readouterr().err
+
+
+def test_mediapipe_loads_without_building_a_matplotlib_font_cache(tmp_path) -> None:
+    """``import mediapipe`` pulls in matplotlib.pyplot, whose first import builds a font cache
+    (seconds, in the user's cache folder); the detector defers it until something plots."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from faceeditor.face.detect import FaceDetector\n"
+        "FaceDetector()\n"
+        "assert 'matplotlib.font_manager' not in sys.modules, 'pyplot was imported'\n"
+        "import mediapipe as mp\n"
+        "plt = mp.solutions.drawing_utils.plt\n"
+        "assert callable(plt.figure)\n"  # the deferred module still works when used
+        "assert 'matplotlib.font_manager' in sys.modules\n"
+    )
+    env = dict(__import__("os").environ, MPLCONFIGDIR=str(tmp_path / "mpl"))
+    env.pop("MPLBACKEND", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +266,7 @@ def test_actions_shortcuts_and_tooltips(win):
     assert "device" not in win.lbl_device.text()
 
 
-def test_long_fit_shows_progress_and_cancels(win, engine, monkeypatch, tmp_path):
+def test_long_fit_shows_progress_and_cancels(win, engine, monkeypatch, tmp_path, artifacts_dir):
     """A slow fit reports stages and losses to the progress panel; Cancel stops it at once."""
     from faceeditor.io import save_image
 
@@ -288,7 +288,10 @@ def test_long_fit_shows_progress_and_cancels(win, engine, monkeypatch, tmp_path)
     d.drop(p)
     assert d.pump(20, lambda: len(win.progress.losses) > 5)
     assert win.progress.isVisible() and win.progress.stage.text() == "Photometric fit"
-    assert win.progress.bar.value() > 0
+    assert win.progress.bar.value() > 0 and win.progress.cancel.isVisible()
+    xs, _ = win.progress.curve.getData()  # the loss chart: a drawn curve, labelled axes
+    assert len(xs) == len(win.progress.losses) > 5 and win.progress.plot.getAxis("bottom").labelText == "step"
+    win.grab().save(str(artifacts_dir / "gui_progress.png"))
     n = len(calls)
     win.progress.cancel.click()
     assert d.pump(10, lambda: not win.is_fitting() and not win.progress.isVisible())
@@ -299,7 +302,7 @@ def test_long_fit_shows_progress_and_cancels(win, engine, monkeypatch, tmp_path)
 def test_fit_job_reports_one_typed_result_per_stage(app, engine, monkeypatch):
     """``FitJob.fitted`` carries a :class:`FitResult` per stage: landmarks first, the refinement last."""
     from faceeditor.app.driver import Driver
-    from faceeditor.app.workers import FitJob, FitResult
+    from faceeditor.app.fitjob import FitJob, FitResult
     from faceeditor.edit.light import LightParams
     from faceeditor.fit.synthetic import random_face_state
 
@@ -355,7 +358,7 @@ def test_neural_renderer_choice_renders_edits(win, tmp_path):
     if not available_renderers()["neural"][0]:
         pytest.skip("GAR weights not trained yet (python -m trainers.train_gar)")
     d = win.driver
-    photo, rgb = _sample(tmp_path, size=384)
+    photo, _ = _sample(tmp_path, size=384)
     d.drop(photo)
     assert d.wait_fitted(120), win.banner.text.text()
     assert d.wait_idle(60)

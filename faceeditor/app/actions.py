@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy, QWidget
 
 from faceeditor.app.icons import icon
+from faceeditor.app.preferences import edit_preferences
 
 
 def make_action(win, text: str, slot, shortcut=None, icon_name: str | None = None, tip: str | None = None,
@@ -64,7 +65,9 @@ def _edit_actions(win) -> None:
                                       "Save pose, expression and light as a JSON preset")
     win.act_load_preset = make_action(win, "&Load preset…", f.load_preset_dialog, None, "preset")
     win.act_choose_face = make_action(win, "Choose another &face…", win.choose_face, "F", "face")
-    win.act_cancel = make_action(win, "&Cancel", win.cancel_fit, "Esc", "cancel")
+    win.act_prefs = make_action(win, "&Preferences…", lambda: edit_preferences(win), "Ctrl+,", None,
+                                "CPU threads for fitting and rendering")
+    win.act_cancel = make_action(win, "&Cancel", win.cancel_task, "Esc", "cancel")
 
 
 def _view_actions(win) -> None:
@@ -85,8 +88,8 @@ def _view_actions(win) -> None:
 
 
 def _build_menus(win) -> None:
-    mb = win.menuBar()
-    m = mb.addMenu("&File")
+    menu = win.menus.__getitem__  # made by build_chrome
+    m = menu("&File")
     m.addActions([win.act_open, win.act_sample])
     win.recent_menu = m.addMenu("Open &recent")
     m.addSeparator()
@@ -95,33 +98,33 @@ def _build_menus(win) -> None:
     m.addActions([win.act_export, win.act_export_obj, win.act_export_json])
     m.addSeparator()
     m.addAction(win.act_quit)
-    m = mb.addMenu("&Edit")
+    m = menu("&Edit")
     m.addActions([win.act_undo, win.act_redo])
     m.addSeparator()
     m.addActions([win.act_reset, win.act_save_preset, win.act_load_preset])
-    m = mb.addMenu("&View")
+    m.addSeparator()
+    m.addAction(win.act_prefs)
+    m = menu("&View")
     m.addActions([win.act_before, win.act_split])
     m.addSeparator()
     m.addActions([win.act_fit, win.act_100, win.act_zoom_in, win.act_zoom_out])
     m.addSeparator()
     m.addActions([win.act_wire, win.act_gizmo, win.act_reset_view])
-    m = mb.addMenu("F&ace")
+    m = menu("F&ace")
     m.addActions([win.act_choose_face])
 
 
-def _build_toolbar(win) -> None:
-    """The main toolbar, ending with the renderer chooser (``win.renderer_combo``)."""
+def build_chrome(win) -> None:
+    """The menu bar's menus and the toolbar, still empty (the start-up window shows them at once, so
+    nothing moves when the editor fills them): ``win.menus``, ``win.toolbar``, ``win.renderer_combo``."""
+    mb = win.menuBar()
+    win.menus = {title: mb.addMenu(title) for title in ("&File", "&Edit", "&View", "F&ace")}
     tb = win.addToolBar("Main")
     tb.setObjectName("main_toolbar")
     tb.setMovable(False)
     tb.setIconSize(QSize(20, 20))
-    tb.addActions([win.act_open, win.act_save, win.act_export])
-    tb.addSeparator()
-    tb.addActions([win.act_undo, win.act_redo, win.act_reset])
-    tb.addSeparator()
-    tb.addActions([win.act_before, win.act_split, win.act_fit, win.act_100])
-    tb.addSeparator()
-    tb.addActions([win.act_wire, win.act_gizmo])
+    win.toolbar_placeholder = tb.addAction(icon("open"), "")  # holds the buttons' height until they come
+    win.toolbar_placeholder.setEnabled(False)
     spacer = QWidget()
     spacer.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
     tb.addWidget(spacer)
@@ -129,5 +132,18 @@ def _build_toolbar(win) -> None:
     win.renderer_combo = QComboBox()
     win.renderer_combo.setToolTip("What draws the edited photo")
     win.renderer_combo.setMinimumWidth(170)
-    win.renderer_combo.activated.connect(win._on_renderer_chosen)
     tb.addWidget(win.renderer_combo)
+    win.toolbar = tb
+
+
+def _build_toolbar(win) -> None:
+    """The main toolbar's buttons, before the renderer chooser (``win.renderer_combo``)."""
+    tb, before = win.toolbar, win.toolbar_placeholder
+    groups = ([win.act_open, win.act_save, win.act_export], [win.act_undo, win.act_redo, win.act_reset],
+              [win.act_before, win.act_split, win.act_fit, win.act_100], [win.act_wire, win.act_gizmo])
+    for i, group in enumerate(groups):
+        if i:
+            tb.insertSeparator(before)
+        tb.insertActions(before, group)
+    tb.removeAction(before)
+    win.renderer_combo.activated.connect(win._on_renderer_chosen)

@@ -26,6 +26,14 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(a.data, w, h, 3 * w, QImage.Format_RGB888).copy()
 
 
+def wrap_qimage(rgb: np.ndarray) -> tuple[QImage, np.ndarray]:
+    """A QImage over ``rgb``'s own pixels (no copy: a 24-megapixel photo is 72 MB), and the array
+    it reads, which the caller keeps (and never writes) while the image is in use."""
+    a = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
+    h, w = a.shape[:2]
+    return QImage(a.data, w, h, 3 * w, QImage.Format_RGB888), a
+
+
 class PhotoCanvas(QWidget):
     face_clicked = Signal(int)
     painted = Signal(int, float)  # stamp of the shown result, time.perf_counter() of the paint
@@ -41,6 +49,8 @@ class PhotoCanvas(QWidget):
         self.setAttribute(Qt.WA_OpaquePaintEvent)
         self._before: QImage | None = None
         self._after: QImage | None = None
+        self._before_px: np.ndarray | None = None  # the pixels the two images read (kept alive here)
+        self._after_px: np.ndarray | None = None
         self._size: tuple[int, int] = (0, 0)  # photo (w, h)
         self.stamp = -1
         self.shown_scale = 0.0
@@ -58,8 +68,8 @@ class PhotoCanvas(QWidget):
 
     # ----------------------------------------------------------------- content
     def set_photo(self, rgb: np.ndarray | None) -> None:
-        self._before = None if rgb is None else to_qimage(rgb)
-        self._after = None
+        self._before, self._before_px = (None, None) if rgb is None else wrap_qimage(rgb)
+        self._after, self._after_px = None, None
         self._size = (0, 0) if rgb is None else (rgb.shape[1], rgb.shape[0])
         self.stamp, self.shown_scale = -1, 0.0
         self.faces, self.pick_faces, self.chosen_face = [], False, None
@@ -74,14 +84,14 @@ class PhotoCanvas(QWidget):
         """Show a render; returns False (and ignores it) when it is older than what is shown."""
         if stamp < self.stamp or (stamp == self.stamp and scale < self.shown_scale):
             return False
-        self._after = to_qimage(rgb)
+        self._after, self._after_px = wrap_qimage(rgb)
         self.stamp, self.shown_scale = stamp, scale
         self.update()
         return True
 
     def reset_result(self, stamp: int) -> None:
         """Show the photo itself as the result for ``stamp`` (an unedited face)."""
-        self._after = None
+        self._after, self._after_px = None, None
         self.stamp, self.shown_scale = stamp, 1.0
         self.update()
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,6 +32,27 @@ from faceeditor.render.gl import MeshBuffers
 TEXTURE_SIZE = 512  # atlas tile side of the photometric fit
 VIEWPORT_TEXTURE_PX = 1024  # widest texture atlas sent to the 3D viewport
 RENDERER_LABELS = {"mesh": "Mesh compositor", "neural": "Neural renderer"}
+REFINE_MAX_PX = 2048  # big photos: the photometric stage runs on a copy this size (long side)...
+REFINE_FACE_PX = 1024  # ... or larger, so the face keeps this many pixels across (texture detail)
+
+
+def scaled_state(state: FaceState, s: float) -> FaceState:
+    """``state`` for the photo resized by ``s``: same head and pose, the camera and every pixel
+    coordinate scaled."""
+    out = state.copy()
+    w, h = state.image_size
+    out.image_size = (max(1, round(w * s)), max(1, round(h * s)))
+    out.focal_px = state.focal_px * s
+    if state.principal is not None:
+        out.principal = (state.principal[0] * s, state.principal[1] * s)
+    out.face_box = tuple(float(v) * s for v in state.face_box)
+    for name in ("detector_landmarks", "detector_landmarks68", "fitted_landmarks68"):
+        pts = getattr(state, name, None)
+        if pts is not None:
+            pts = np.array(pts, dtype=np.float64)
+            pts[..., :2] *= s
+            setattr(out, name, pts)
+    return out
 
 
 def _heavy() -> SimpleNamespace:
@@ -95,12 +116,29 @@ class Engine:
 
     def warm_up(self) -> None:
         """Load the model and the detector graphs ahead of the first photo (background thread)."""
-        _ = self.model
-        self._corner_tables()
-        try:
-            _ = self.detector
-        except Exception:  # detection errors surface on first real use
-            pass
+        for _, step in self.warm_up_steps():
+            step()
+
+    def warm_up_steps(self) -> list[tuple[str, Callable[[], object]]]:
+        """The warm-up as (what the progress panel says, step) pairs, run in order on a worker thread."""
+
+        def model() -> None:
+            _ = self.model
+            self._corner_tables()
+
+        def detector() -> None:
+            try:
+                _ = self.detector
+            except Exception:  # noqa: BLE001, S110 - detection errors surface on first real use
+                pass
+
+        return [("Loading the 3D face model", model), ("Loading the face detector", detector),
+                ("Loading the renderers", self.renderers)]
+
+    def set_threads(self, n: int) -> str:
+        """Use ``n`` CPU threads from now on (call on the render thread); returns :meth:`device_text`."""
+        torch.set_num_threads(max(1, int(n)))
+        return self.device_text()
 
     # ----------------------------------------------------------------- photo and faces
     def load_photo(self, path: str | Path) -> LoadedImage:
@@ -118,11 +156,28 @@ class Engine:
         return states[0]
 
     def refine(self, rgb: np.ndarray, state, progress: Progress | None = None):
-        """The photometric stage (SH light, albedo texture) on top of a landmark fit."""
-        photometric = _heavy().photometric
+        """The photometric stage (SH light, albedo texture) on top of a landmark fit. A big photo is
+        refined on a copy scaled so the face still spans :data:`REFINE_FACE_PX` (the texture's
+        detail); the light and texture carry over as they are (the geometry is not changed)."""
+        heavy = _heavy()
+        photometric = heavy.photometric
         check_progress(progress, "photometric", 0.0, task="fit")
-        out = photometric.fit_photometric(rgb, state, self.model,
-                                          photometric.PhotometricConfig(texture_size=TEXTURE_SIZE))
+        x0, y0, x1, y1 = state.face_box
+        s = min(1.0, max(REFINE_MAX_PX / max(rgb.shape[:2]), REFINE_FACE_PX / max(x1 - x0, y1 - y0, 1.0)))
+        small_rgb, small = rgb, state
+        if s < 0.8:
+            h, w = rgb.shape[:2]
+            size = (max(1, round(w * s)), max(1, round(h * s)))
+            small_rgb = heavy.cv2.resize(rgb, size, interpolation=heavy.cv2.INTER_AREA)
+            small = scaled_state(state, size[0] / w)
+        out = photometric.fit_photometric(small_rgb, small, self.model,
+                                          photometric.PhotometricConfig(texture_size=TEXTURE_SIZE), progress=progress)
+        if small is not state:
+            full = state.copy()
+            full.sh, full.texture, full.texture_confidence = out.sh, out.texture, out.texture_confidence
+            full.fit_info = dict(out.fit_info, photometric_scale=round(size[0] / rgb.shape[1], 4))
+            full.timings_ms = dict(out.timings_ms)
+            out = full
         check_progress(progress, "photometric", 1.0, task="fit")
         return out
 

@@ -1,14 +1,16 @@
 """File actions of the editor window: open (dialog, sample, recent, drop), sessions, exports,
 presets, and the crash-safe autosave.
 
-Heavy work (full-resolution render for export, writing meshes, reading sessions and photos)
-runs on the render thread through :meth:`MainWindow.submit`; dialogs and messages stay here.
-Each ``*_dialog`` method asks for a path and calls the plain method, which tests call directly.
+Heavy work runs off the UI thread: reading sessions and the full-resolution render of an export
+on the render thread (:meth:`MainWindow.submit`), writing export files on a
+:class:`~faceeditor.app.background.BackgroundJob`, each export under the progress panel (Cancel).
+Dialogs and messages stay here. Each ``*_dialog`` method asks for a path and calls the plain
+method, which tests call directly. An autosave that cannot be read is renamed ``*.unreadable``
+and reported, never deleted.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -16,17 +18,17 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from faceeditor.core.atomic import atomic_write_text
+from faceeditor.app import prefs
+from faceeditor.app.background import BackgroundJob
+from faceeditor.app.prefs import IMAGE_FILTER
 from faceeditor.core.errors import FaceEditorError
 from faceeditor.core.paths import sample_image_path, user_dir
 from faceeditor.edit.params import EditParams
 from faceeditor.io import save_image
 from faceeditor.io.session import SUFFIX, autosave_path, clear_autosave, load_session, pending_autosave, save_session
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-IMAGE_FILTER = "Photos (*.jpg *.jpeg *.png *.webp *.tif *.tiff *.bmp *.gif)"
 AUTOSAVE_INTERVAL_MS = 3000
-MAX_RECENT = 10
+EXPORT_PROGRESS_AFTER_MS = 400  # exports quicker than this never show the progress panel
 
 
 class FileOps:
@@ -38,6 +40,7 @@ class FileOps:
         self.autosave_timer.timeout.connect(self.autosave)
         self.autosave_timer.start()
         self.last_export: Path | None = None
+        self._writers: list[BackgroundJob] = []  # exports being written
 
     # ----------------------------------------------------------------- opening
     def open_dialog(self) -> None:
@@ -53,44 +56,20 @@ class FileOps:
         except FileNotFoundError as exc:
             self.w.show_error(str(exc))
 
-    @staticmethod
-    def dropped_path(mime) -> Path | None:
-        if not mime.hasUrls():
-            return None
-        for url in mime.urls():
-            if url.isLocalFile():
-                p = Path(url.toLocalFile())
-                if p.suffix.lower() in IMAGE_SUFFIXES + (SUFFIX,):
-                    return p
-        return None
-
-    @staticmethod
-    def refusal(mime) -> str | None:
-        """Why a drag is refused (dropped files FaceEditor cannot open), or None (nothing to say)."""
-        if not mime.hasUrls():
-            return None
-        names = [Path(u.toLocalFile()).name if u.isLocalFile() else u.toString() for u in mime.urls()]
-        return (f"Can't open {names[0]}{' and others' if len(names) > 1 else ''}: "
-                f"drop a photo (JPEG, PNG, WebP, TIFF, BMP, GIF) or a {SUFFIX} session")
-
     def recent(self) -> list[str]:
-        try:
-            items = json.loads((user_dir() / "recent.json").read_text())
-            return [str(p) for p in items if isinstance(p, str)]
-        except (OSError, ValueError):
-            return []
+        return prefs.recent()
 
     def add_recent(self, path) -> None:
-        p = str(Path(path).resolve())
-        items = [p] + [q for q in self.recent() if q != p]
-        try:
-            atomic_write_text(user_dir() / "recent.json", json.dumps(items[:MAX_RECENT], indent=1))
-        except OSError:
-            pass
-        self.refresh_recent()
+        """Put ``path`` first in the recent list (written on a thread: the atomic write syncs the disk)."""
+        items = prefs.recent_with(path)
+        threading.Thread(target=prefs.write_recent, args=(items,), name="recent", daemon=True).start()
+        self._show_recent(items)
 
     def refresh_recent(self) -> None:
-        items = [p for p in self.recent() if Path(p).exists()]
+        self._show_recent(self.recent())
+
+    def _show_recent(self, items: list[str]) -> None:
+        items = [p for p in items if Path(p).exists()]
         menu = self.w.recent_menu
         menu.clear()
         for p in items:
@@ -180,7 +159,7 @@ class FileOps:
         def write() -> None:
             try:
                 save_session(autosave_path(), session)
-            except Exception as exc:  # autosave must never disturb editing
+            except Exception as exc:  # noqa: BLE001 - autosave must never disturb editing
                 print(f"faceeditor: autosave failed: {exc}")
 
         self._autosave_thread = threading.Thread(target=write, name="autosave", daemon=True)
@@ -195,8 +174,8 @@ class FileOps:
             return False
         try:
             s = load_session(p)
-        except Exception:
-            clear_autosave()
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: kept aside and reported
+            self._keep_unreadable(p, exc)
             return False
         age = max(0.0, time.time() - s.saved_at)
         when = f"{age / 60:.0f} min ago" if age < 7200 else time.strftime("%d %b %H:%M", time.localtime(s.saved_at))
@@ -205,6 +184,21 @@ class FileOps:
             "Restore them?", "warn",
             [("Restore", lambda: self.open_session(p, dirty=True)), ("Discard", clear_autosave)])
         return True
+
+    def _keep_unreadable(self, path: Path, exc: Exception) -> Path | None:
+        """Rename an autosave that cannot be read to ``*.unreadable`` (never deleted) and say so."""
+        aside = path.with_name(path.name + ".unreadable")
+        if aside.exists():
+            aside = path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}.unreadable")
+        try:
+            path.replace(aside)
+        except OSError as err:
+            self.w.banner.show_message(f"Edits autosaved in {path} could not be read ({exc}), nor moved aside "
+                                       f"({err}); the file is left as it is.", "warn")
+            return None
+        self.w.banner.show_message(f"Edits autosaved before FaceEditor last closed could not be read ({exc}). "
+                                   f"The file was kept as <b>{aside}</b>.", "warn")
+        return aside
 
     def confirm_discard(self, question: str = "Save the session before closing?") -> bool:
         """True when the current edits may go: none unsaved, saved now, or discarded on purpose
@@ -219,7 +213,7 @@ class FileOps:
         if r == QMessageBox.Save:
             try:
                 return self.save_session(wait=True)
-            except Exception as exc:  # a failed save must not lose the edits: stay open
+            except Exception as exc:  # noqa: BLE001 - a failed save must not lose the edits: stay open
                 self.w.show_error(str(exc))
                 return False
         doc.dirty = False  # discarded on purpose: nothing to offer back next time
@@ -227,7 +221,10 @@ class FileOps:
         return True
 
     def shutdown(self) -> None:
+        """Stop the autosave; let exports being written finish (a half-written file helps no one)."""
         self.autosave_timer.stop()
+        for writer in list(self._writers):
+            writer.wait(30000)
         if self._autosave_thread is not None:
             self._autosave_thread.join(5)
         if not self.w.doc.dirty:
@@ -255,13 +252,25 @@ class FileOps:
         self.export_image(path, quality)
 
     def export_image(self, path, quality: int = 95, callback=None) -> None:
+        """The edited photo at full resolution: rendered on the render thread, written on its own
+        thread, under the progress panel (Cancel stops the render)."""
         w = self.w
         stamp, edit, loaded = w.doc.version, w.doc.resolved_edit(), w.doc.loaded
+        stop = threading.Event()
+        task = w.tasks.begin(f"Exporting {Path(path).name}", cancel=stop.set, show_after_ms=EXPORT_PROGRESS_AFTER_MS,
+                             fraction=None)
+        w.tasks.update(task, "Rendering at full resolution", None)
+        w.statusBar().showMessage(f"Exporting {Path(path).name}…")
 
-        def job():
-            return save_image(path, w.worker.full_image(stamp, edit), quality=quality, like=loaded)
+        def rendered(image) -> None:
+            if stop.is_set():
+                w.tasks.end(task)
+                w.statusBar().showMessage("Export cancelled", 4000)
+                return
+            w.tasks.update(task, "Writing the file", None)
+            self._run_export(lambda: save_image(path, image, quality=quality, like=loaded), callback, "image", task)
 
-        self._run_export(job, callback, "image")
+        w.submit(lambda: w.worker.full_image(stamp, edit, cancel=stop.is_set), rendered, lambda: w.tasks.end(task))
 
     def export_mesh_dialog(self) -> None:
         frames = {"Wavefront OBJ, head at the origin (*.obj)": "model",
@@ -275,7 +284,9 @@ class FileOps:
         """The textured head as OBJ: ``frame="model"`` (default) puts the head at the origin, as 3D
         tools expect; ``"camera"`` keeps the photo's camera frame (the mesh overlays the photo)."""
         state, edit = self.w.doc.state, self.w.doc.resolved_edit()
-        self._run_export(lambda: self.w.engine.export_mesh(Path(path), state, edit, frame), callback, "mesh")
+        task = self.w.tasks.begin(f"Exporting {Path(path).name}", show_after_ms=EXPORT_PROGRESS_AFTER_MS,
+                                  fraction=None)
+        self._run_export(lambda: self.w.engine.export_mesh(Path(path), state, edit, frame), callback, "mesh", task)
 
     def export_params_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self.w, "Export parameters", self._default(".json"), "JSON (*.json)")
@@ -286,15 +297,29 @@ class FileOps:
         state, edit = self.w.doc.state, self.w.doc.resolved_edit()
         self._run_export(lambda: self.w.engine.export_params(Path(path), state, edit), callback, "parameters")
 
-    def _run_export(self, job, callback, what: str) -> None:
+    def _run_export(self, job, callback, what: str, task=None) -> None:
+        """Write an export on a :class:`BackgroundJob`; ``task``: its progress-panel entry, ended here."""
+        w = self.w
+
         def done(p) -> None:
+            w.tasks.end(task)
             self.last_export = Path(p)
-            self.w.statusBar().showMessage(f"Exported {what}: {p}", 6000)
+            w.statusBar().showMessage(f"Exported {what}: {p}", 6000)
             if callback is not None:
                 callback(p)
 
-        self.w.statusBar().showMessage(f"Exporting {what}…")
-        self.w.submit(job, done)
+        def failed(text: str) -> None:
+            w.tasks.end(task)
+            w.show_error(f"Export failed: {text}")
+
+        w.statusBar().showMessage(f"Exporting {what}…")
+        writer = BackgroundJob(job)
+        writer.done.connect(done)
+        writer.failed.connect(failed)
+        writer.cancelled.connect(lambda: w.tasks.end(task))
+        writer.finished.connect(lambda: self._writers.remove(writer) if writer in self._writers else None)
+        self._writers.append(writer)
+        writer.start()
 
     # ----------------------------------------------------------------- presets
     def presets_dir(self) -> Path:

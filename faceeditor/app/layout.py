@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QEvent, Qt
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -25,15 +25,44 @@ from PySide6.QtWidgets import (
 
 from faceeditor.app.canvas import PhotoCanvas
 from faceeditor.app.icons import icon
-from faceeditor.app.panels import ExpressionPanel, HistoryPanel, LightPanel, PosePanel
-from faceeditor.app.viewport import make_viewport
 from faceeditor.app.widgets import MessageBar, ProgressPanel, Welcome
 from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.paths import user_dir
 
 
+class PhotoArea(QWidget):
+    """The welcome page / canvas stack, with the progress panel floating over its bottom edge: the
+    panel coming and going never resizes the canvas (the photo's zoom stays where it is)."""
+
+    MARGIN = 12
+
+    def __init__(self, stack: QStackedWidget, panel: ProgressPanel, parent=None) -> None:
+        super().__init__(parent)
+        self.stack, self.panel = stack, panel
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(stack)
+        panel.setParent(self)
+        panel.installEventFilter(self)
+
+    def place_panel(self) -> None:
+        m = self.MARGIN
+        h = self.panel.sizeHint().height()
+        self.panel.setGeometry(m, max(0, self.height() - h - m), max(0, self.width() - 2 * m), h)
+        self.panel.raise_()
+
+    def eventFilter(self, obj, ev) -> bool:
+        if obj is self.panel and ev.type() in (QEvent.Show, QEvent.LayoutRequest):
+            self.place_panel()
+        return False
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self.place_panel()
+
+
 def build_central(win: QMainWindow) -> None:
-    """Message bar, the welcome page / photo canvas stack and the progress panel."""
+    """Message bar, the welcome page / photo canvas stack and the progress panel over it."""
     central = QWidget()
     lay = QVBoxLayout(central)
     lay.setContentsMargins(8, 8, 8, 0)
@@ -45,14 +74,34 @@ def build_central(win: QMainWindow) -> None:
     win.canvas = PhotoCanvas()
     win.stack.addWidget(win.welcome)
     win.stack.addWidget(win.canvas)
-    lay.addWidget(win.stack, 1)
     win.progress = ProgressPanel()
-    lay.addWidget(win.progress)
+    win.photo_area = PhotoArea(win.stack, win.progress)
+    lay.addWidget(win.photo_area, 1)
     win.setCentralWidget(central)
 
 
+def build_dock(win: QMainWindow) -> None:
+    """The dock on the right, empty until :func:`build_docks` fills it (it holds its place while the
+    editor loads, so the photo area keeps its size)."""
+    dock = QDockWidget("Head and controls")
+    dock.setObjectName("controls")
+    dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+    dock.setMinimumWidth(400)
+    placeholder = QLabel("Loading the 3D head and the controls…")
+    placeholder.setAlignment(Qt.AlignCenter)
+    placeholder.setObjectName("hint")
+    dock.setWidget(placeholder)
+    win.addDockWidget(Qt.RightDockWidgetArea, dock)
+    win.resizeDocks([dock], [440], Qt.Horizontal)
+    win.controls_dock = dock
+
+
 def build_docks(win: QMainWindow) -> None:
-    """The dock on the right: the 3D viewport above the Pose / Expression / Lighting / History tabs."""
+    """The dock's content: the 3D viewport above the Pose / Expression / Lighting / History tabs
+    (these modules need torch: imported here, after the window has shown)."""
+    from faceeditor.app.panels import ExpressionPanel, HistoryPanel, LightPanel, PosePanel
+    from faceeditor.app.viewport import make_viewport
+
     win.viewport = make_viewport()
     win.viewport.light_dragged.connect(lambda az, el: win.doc.set_light_fields(azimuth=az, elevation=el))
     win.viewport.light_drag_finished.connect(win.doc.close_gesture)
@@ -72,14 +121,12 @@ def build_docks(win: QMainWindow) -> None:
     side.setSizes([330, 560])
     side.setChildrenCollapsible(False)
     win.side = side
-    dock = QDockWidget("Head and controls")
-    dock.setObjectName("controls")
-    dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
-    dock.setWidget(side)
-    dock.setMinimumWidth(400)
-    win.addDockWidget(Qt.RightDockWidgetArea, dock)
-    win.resizeDocks([dock], [440], Qt.Horizontal)
-    win.controls_dock = dock
+    if getattr(win, "controls_dock", None) is None:
+        build_dock(win)
+    old = win.controls_dock.widget()
+    win.controls_dock.setWidget(side)
+    if old is not None:
+        old.deleteLater()
 
 
 def build_status(win: QMainWindow) -> None:
@@ -103,11 +150,13 @@ def layout_file() -> Path:
     return user_dir() / "window.json"
 
 
-def restore_layout(win: QMainWindow) -> None:
-    """Geometry and dock layout of the last run (nothing when there is none or it is unreadable)."""
+def restore_layout(win: QMainWindow, geometry: bool = True) -> None:
+    """Geometry (``geometry``) and dock layout of the last run (nothing when there is none or it is
+    unreadable)."""
     try:
         d = json.loads(layout_file().read_text())
-        win.restoreGeometry(QByteArray.fromBase64(d["geometry"].encode()))
+        if geometry:
+            win.restoreGeometry(QByteArray.fromBase64(d["geometry"].encode()))
         win.restoreState(QByteArray.fromBase64(d["state"].encode()))
     except (OSError, ValueError, KeyError, TypeError):
         pass

@@ -63,6 +63,9 @@ class _Panel(QWidget):
     def _hook(self, s: ValueSlider) -> None:
         s.released.connect(self.doc.close_gesture)
 
+    def all_sliders(self) -> list[ValueSlider]:
+        return list(self.sliders.values()) + list(getattr(self, "macro_sliders", {}).values())
+
 
 class PosePanel(_Panel):
     def __init__(self, doc: Document, parent=None) -> None:
@@ -140,6 +143,7 @@ class DirectionPad(QWidget):
     """A lit sphere: drag the highlight to set the light's azimuth/elevation (front hemisphere)."""
 
     moved = Signal(float, float)
+    pressed = Signal()
     released = Signal()
 
     def __init__(self, parent=None) -> None:
@@ -211,6 +215,7 @@ class DirectionPad(QWidget):
         self.moved.emit(self.azimuth, self.elevation)
 
     def mousePressEvent(self, ev) -> None:
+        self.pressed.emit()
         self._set_from(ev.position())
 
     def mouseMoveEvent(self, ev) -> None:
@@ -337,13 +342,16 @@ class HistoryPanel(_Panel):
         labels = self.doc.history.labels()
         pos = self.doc.history.position
         self.list.blockSignals(True)
-        if self.list.count() != len(labels) or any(self.list.item(i).data(Qt.UserRole) != labels[i]
-                                                   for i in range(len(labels))):
-            self.list.clear()
-            for i, label in enumerate(labels):
-                item = QListWidgetItem(label if i else "Photo as fitted")
-                item.setData(Qt.UserRole, label)
+        while self.list.count() > len(labels):
+            self.list.takeItem(self.list.count() - 1)
+        for i, label in enumerate(labels):  # in place: a drag renames its entry at every move
+            item = self.list.item(i)
+            if item is None:
+                item = QListWidgetItem()
                 self.list.addItem(item)
+            if item.data(Qt.UserRole) != label:
+                item.setText(label if i else "Photo as fitted")
+                item.setData(Qt.UserRole, label)
         for i in range(self.list.count()):
             item = self.list.item(i)
             item.setForeground(QColor(theme.TEXT if i <= pos else theme.MUTED))

@@ -2,24 +2,34 @@
 when, and showing what comes back.
 
 Every document change that the picture depends on sends ``(Document.version, resolved edit)``:
-a preview-scale render at once, the full-resolution one after the user pauses
-(:data:`FULL_RES_DELAY_MS`). Results for another photo/face (target id) or older than what the
-canvas shows are dropped. Other work for the render thread (session I/O, exports, the engine's
-warm-up) goes through :meth:`RenderControl.submit`, whose callback runs on the UI thread.
+a preview render at once (its size adapts to how fast previews come: :class:`PreviewSize`) and
+the head mesh for the 3D view (:class:`~faceeditor.app.meshworker.MeshWorker`); the
+full-resolution render follows when a drag ends (a slider, the light pad or the light gizmo is
+released), or after a pause (:data:`FULL_RES_DELAY_MS`) for keys and typed numbers. Results for
+another photo/face (target id) or older than what the canvas shows are dropped. Other work for
+the render thread (session I/O, exports, the engine's warm-up) goes through
+:meth:`RenderControl.submit`, whose callback runs on the UI thread.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
 
-from faceeditor.app.workers import MeshResult, RenderResult, RenderWorker
+from faceeditor.app.meshworker import MeshWorker
+from faceeditor.app.workers import CANCELLED, MeshResult, RenderResult, RenderWorker
 
-PREVIEW_MAX_SIDE = 384  # long side of preview renders while a slider moves
-FULL_RES_DELAY_MS = 200  # pause before the full-resolution render
+# long sides of preview renders, the first while previews are quick; not below ~220 px: a preview's
+# fixed costs (the head's rasterization, ~20 ms) dominate there, and the picture only gets blurrier
+PREVIEW_LEVELS = (384, 288, 224)
+SLOW_PREVIEW_MS = 55.0  # previews slower than this (smoothed) step down a level...
+UP_PREVIEW_MS = 40.0  # ... and back up when the next level would take less than this
+FULL_RES_DELAY_MS = 200  # pause (outside a drag) before the full-resolution render
+WARM_FULL_MAX_PX = 6_000_000  # bigger photos are not warmed up at full resolution (seconds, memory)
 LATENCY_SAMPLES = 200  # request -> shown latencies kept
 
 
@@ -34,6 +44,39 @@ class Timings:
     latency_ms: list[float] = field(default_factory=list)  # request -> canvas, the last LATENCY_SAMPLES
 
 
+@dataclass
+class PreviewSize:
+    """The long side of preview renders: :data:`PREVIEW_LEVELS`, one level down when previews render
+    slowly (a busy machine, a slow renderer), back up when they are quick again."""
+
+    level: int = 0
+    ema_ms: float | None = None  # smoothed render time at this level
+    seen: int = 0  # results at this level (the first, which builds the size's caches, is not counted)
+
+    @property
+    def side(self) -> int:
+        return PREVIEW_LEVELS[self.level]
+
+    def note(self, render_ms: float) -> bool:
+        """Take a preview's render time; True when the level changed."""
+        self.seen += 1
+        if self.seen == 1:
+            return False
+        self.ema_ms = render_ms if self.ema_ms is None else 0.6 * self.ema_ms + 0.4 * render_ms
+        if self.seen < 3:
+            return False
+        step = 0
+        if self.ema_ms > SLOW_PREVIEW_MS:
+            step = 1
+        elif self.level > 0 and self.ema_ms * PREVIEW_LEVELS[self.level - 1] / self.side < UP_PREVIEW_MS:
+            step = -1  # the larger size should still be quick (render time grows about with the side)
+        level = min(len(PREVIEW_LEVELS) - 1, max(0, self.level + step))
+        if level == self.level:
+            return False
+        self.level, self.ema_ms, self.seen = level, None, 0
+        return True
+
+
 class RenderControl(QObject):
     """Sends render requests for the window's document and shows the results (a child of the window:
     the worker's signals reach it on the UI thread, and none after the window is gone)."""
@@ -43,12 +86,20 @@ class RenderControl(QObject):
         self.w = window
         self.worker = worker
         self.target_id = 0  # the worker's id of the photo/face the window shows
-        self._tasks: dict[int, Callable[[Any], None] | None] = {}
+        self.preview = PreviewSize()
+        self.dragging = False  # a slider, the light pad or the light gizmo is held
+        self._tasks: dict[int, tuple[Callable[[Any], None] | None, Callable[[], None] | None]] = {}
+        self.meshes = MeshWorker(window.engine)
+        self.meshes.mesh_ready.connect(self._on_mesh)
+        self.meshes.start()
         worker.rendered.connect(self._on_rendered)
-        worker.mesh_ready.connect(self._on_mesh)
         worker.failed.connect(self._on_failed)
         worker.task_done.connect(self._on_task_done)
         worker.status.connect(self._on_status)
+        worker.setup_progress.connect(self._on_setup_progress)
+        worker.setup_cancelled.connect(self._on_setup_cancelled)
+        self._setup_task = None  # the progress panel's task while a renderer is being built
+        self._renderer = "mesh"  # the renderer of the last request
         self._full_timer = QTimer(window, singleShot=True, interval=FULL_RES_DELAY_MS)
         self._full_timer.timeout.connect(self._request_full)
         self._fps_timer = QTimer(window, interval=1000)
@@ -56,17 +107,23 @@ class RenderControl(QObject):
         self._fps_timer.start()
 
     # ----------------------------------------------------------------- tasks on the render thread
-    def submit(self, fn: Callable[[], Any], callback: Callable[[Any], None] | None = None) -> int:
-        """Run ``fn()`` on the render thread; ``callback(result)`` follows on the UI thread (an
-        exception becomes an error message in the window instead)."""
+    def submit(self, fn: Callable[[], Any], callback: Callable[[Any], None] | None = None,
+               on_fail: Callable[[], None] | None = None) -> int:
+        """Run ``fn()`` on the render thread; ``callback(result)`` follows on the UI thread, or when
+        it raised, an error message in the window (nothing for :class:`Cancelled`) and ``on_fail()``."""
         tid = self.worker.submit(fn)
-        self._tasks[tid] = callback
+        self._tasks[tid] = (callback, on_fail)
         return tid
 
     def _on_task_done(self, tid: int, result, error) -> None:
-        cb = self._tasks.pop(tid, None)
-        if error is not None:
-            self.w.show_error(error)
+        cb, on_fail = self._tasks.pop(tid, (None, None))
+        if error is not None or result is CANCELLED:
+            if error is not None:
+                self.w.show_error(error)
+            else:
+                self.w.statusBar().showMessage("Cancelled", 4000)
+            if on_fail is not None:
+                on_fail()
         elif cb is not None:
             cb(result)
 
@@ -74,40 +131,73 @@ class RenderControl(QObject):
     def new_photo(self) -> None:
         """A photo without a fitted face: nothing to render."""
         self.target_id = self.worker.set_target(None, None)
+        self.meshes.clear()
 
-    def new_face(self) -> None:
-        """A fitted face (or a refined fit): render it, and warm the renderers for the sizes it will take."""
+    def new_face(self, final: bool = True) -> None:
+        """A fitted face (or a refined fit): render it, and warm the renderers for the sizes it will
+        take. A fit still being refined (``final=False``) gets a preview only: its full-resolution
+        renders would be thrown away in a second or two (and cost a big photo seconds and memory)."""
         doc = self.w.doc
         self.target_id = self.worker.set_target(doc.photo, doc.state)
+        if not final:
+            if doc.is_unedited():  # the photo itself: no renderer needed until the refined fit
+                self.w.canvas.reset_result(doc.version)
+            else:
+                self.worker.request(doc.version, doc.resolved_edit(), self.preview_scale())
+            self.meshes.request(doc.version, self.target_id, doc.state, doc.resolved_edit())
+            return
         self.schedule()
-        self.worker.prepare(tuple(sorted({self.preview_scale(), 1.0})), doc.edit.params.renderer)
+        big = doc.photo is not None and doc.photo.shape[0] * doc.photo.shape[1] > WARM_FULL_MAX_PX
+        self.worker.prepare((self.preview_scale(),) if big else tuple(sorted({self.preview_scale(), 1.0})),
+                            doc.edit.params.renderer)
 
     def preview_scale(self) -> float:
         photo = self.w.doc.photo
         if photo is None:
             return 1.0
-        return min(1.0, PREVIEW_MAX_SIDE / max(photo.shape[:2]))
+        return min(1.0, self.preview.side / max(photo.shape[:2]))
 
     def schedule(self) -> None:
-        """The current edit: a preview now, full resolution after a pause."""
+        """The current edit: a preview and the head mesh now, full resolution when the drag ends
+        (or after a pause)."""
         doc = self.w.doc
         if not doc.has_face:
             return
         scale = self.preview_scale()
-        self.worker.request(doc.version, doc.resolved_edit(), scale)
-        if scale < 1.0:
+        edit = doc.resolved_edit()
+        if edit.renderer != self._renderer and edit.renderer != "mesh":
+            self.worker.allow_setup()  # chosen (again): a cancelled set-up may run now
+        self._renderer = edit.renderer
+        self.worker.request(doc.version, edit, scale)
+        self.meshes.request(doc.version, self.target_id, doc.state, edit)
+        if scale < 1.0 and not self.dragging:
             self._full_timer.start()
+
+    def begin_drag(self) -> None:
+        """A slider (or the light) is held: previews only until it is released."""
+        self.dragging = True
+        self._full_timer.stop()
+
+    def end_drag(self) -> None:
+        """The drag ended: the full-resolution render at once."""
+        if not self.dragging:
+            return
+        self.dragging = False
+        self._full_timer.stop()
+        self._request_full()
 
     def _request_full(self) -> None:
         doc = self.w.doc
         if doc.has_face:
-            self.worker.request(doc.version, doc.resolved_edit(), 1.0, mesh=False)
+            self.worker.request(doc.version, doc.resolved_edit(), 1.0)
 
     # ----------------------------------------------------------------- results
     def _on_rendered(self, res: RenderResult) -> None:
         w = self.w
         if res.target != self.target_id:
             return
+        if res.scale < 1.0 and res.render_ms > 0:
+            self.preview.note(res.render_ms)
         if w.canvas.set_result(res.image, res.stamp, res.scale):
             latency = w.timings.latency_ms
             latency.append((time.perf_counter() - res.t_request) * 1e3)
@@ -130,13 +220,31 @@ class RenderControl(QObject):
 
     def _on_failed(self, stamp: int, message: str) -> None:
         if stamp == self.w.doc.version:
+            self.w.lbl_render.setText("render –")  # no stale time beside the error
             self.w.show_error(f"Rendering failed: {message}")
 
     def _on_status(self, text: str) -> None:
         if text:
             self.w.statusBar().showMessage(text)
-        else:
+        elif self._setup_task is not None:  # built (a cancelled build has ended its task already)
+            self.w.tasks.end(self._setup_task)
+            self._setup_task = None
             self.w.statusBar().showMessage("Neural renderer ready", 3000)
+
+    def _on_setup_progress(self, stage: str, fraction: float) -> None:
+        """A renderer is being built (the neural renderer inverts the face: seconds): progress, Cancel."""
+        if self._setup_task is None:
+            self._setup_task = self.w.tasks.begin("Preparing the neural renderer", cancel=self.worker.cancel_setup)
+        self.w.tasks.update(self._setup_task, stage, fraction)
+
+    def _on_setup_cancelled(self, name: str) -> None:
+        self.w.tasks.end(self._setup_task)
+        self._setup_task = None
+        doc = self.w.doc
+        if doc.has_face and doc.edit.params.renderer == name:
+            doc.set_renderer("mesh")
+        self.w.statusBar().showMessage(f"Cancelled: the {name} renderer was not set up; the mesh compositor "
+                                       "renders the edits", 8000)
 
     def _update_fps(self) -> None:
         vp = self.w.viewport
@@ -144,5 +252,7 @@ class RenderControl(QObject):
         recent = vp.frame_times and time.perf_counter() - vp.frame_times[-1] < 1.5
         self.w.lbl_fps.setText(f"view {fps:.0f} fps" if recent and fps > 0 else "view idle")
 
-    def stop(self) -> None:
-        self.worker.stop()
+    def stop(self, wait_ms: int = 5000) -> bool:
+        """End the render and mesh threads; True when both have within ``wait_ms`` each."""
+        meshes = self.meshes.stop(wait_ms)
+        return self.worker.stop(wait_ms) and meshes

@@ -76,9 +76,9 @@ def apply_theme(app: QApplication) -> None:
         pal.setColor(QPalette.Disabled, role, QColor("#5d6168"))
     app.setPalette(pal)
     app.setStyleSheet(STYLE)
-    try:
-        import pyqtgraph as pg
 
-        pg.setConfigOptions(background=BASE, foreground=MUTED, antialias=True)
-    except ImportError:  # plots are optional decoration
-        pass
+
+def configure_plots(pg) -> None:
+    """pyqtgraph's colours (called when the first chart is made: pyqtgraph takes ~0.7 s to import,
+    which the window does not wait for at start-up)."""
+    pg.setConfigOptions(background=BASE, foreground=MUTED, antialias=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import ClassVar
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -26,9 +27,11 @@ from faceeditor.app.icons import app_icon, icon
 
 class ValueSlider(QWidget):
     """Label, slider and spin box for one float; ``changed`` fires on user edits only,
-    ``released`` when a gesture ends (slider released, number entered)."""
+    ``pressed`` when the slider's handle is grabbed, ``released`` when a gesture ends (slider
+    released, number entered)."""
 
     changed = Signal(float)
+    pressed = Signal()
     released = Signal()
 
     def __init__(self, label: str, lo: float, hi: float, step: float = 0.01, decimals: int = 2, suffix: str = "",
@@ -42,7 +45,7 @@ class ValueSlider(QWidget):
         self.label = QLabel(label)
         self.label.setFixedWidth(label_width)
         self.slider = QSlider(Qt.Horizontal)
-        self.slider.setRange(0, int(round((self.hi - self.lo) / self.step)))
+        self.slider.setRange(0, round((self.hi - self.lo) / self.step))
         self.slider.setPageStep(max(1, self.slider.maximum() // 10))
         self.spin = QDoubleSpinBox()
         self.spin.setRange(self.lo, self.hi)
@@ -60,6 +63,7 @@ class ValueSlider(QWidget):
         self._value = self.lo
         self._updating = False
         self.slider.valueChanged.connect(self._from_slider)
+        self.slider.sliderPressed.connect(self.pressed)
         self.slider.sliderReleased.connect(self.released)
         self.spin.valueChanged.connect(self._from_spin)
         self.spin.editingFinished.connect(self.released)
@@ -73,7 +77,7 @@ class ValueSlider(QWidget):
         self._value = v
         self._updating = True
         try:
-            self.slider.setValue(int(round((v - self.lo) / self.step)))
+            self.slider.setValue(round((v - self.lo) / self.step))
             self.spin.setValue(v)
         finally:
             self._updating = False
@@ -93,7 +97,7 @@ class ValueSlider(QWidget):
             return
         self._value = float(v)
         self._updating = True
-        self.slider.setValue(int(round((v - self.lo) / self.step)))
+        self.slider.setValue(round((v - self.lo) / self.step))
         self._updating = False
         self.changed.emit(float(v))
 
@@ -138,7 +142,7 @@ class Section(QFrame):
 class MessageBar(QFrame):
     """A dismissible banner above the canvas: errors, hints and questions (never a modal box)."""
 
-    COLOURS = {"info": theme.ACCENT, "warn": theme.WARN, "error": theme.ERROR, "ok": theme.OK}
+    COLOURS: ClassVar[dict[str, str]] = {"info": theme.ACCENT, "warn": theme.WARN, "error": theme.ERROR, "ok": theme.OK}
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -179,17 +183,23 @@ class MessageBar(QFrame):
         self.show()
 
 
+MIN_CHART_POINTS = 3  # the loss chart shows once it has this many points (a fit may report just one)
+
+
 class ProgressPanel(QFrame):
-    """Long work: stage text, progress bar, live loss curve (pyqtgraph) and a Cancel button."""
+    """Long work: title, stage text, progress bar (a busy bar when the fraction is unknown), a
+    Cancel button, and for fits a live loss chart (pyqtgraph: step on x, loss on y, log scale
+    when the losses span a decade). :class:`~faceeditor.app.tasks.TaskProgress` drives it."""
 
     cancel_clicked = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("progress")
-        self.setStyleSheet(f"QFrame#progress {{ background: {theme.PANEL}; border-top: 1px solid #363a40; }}")
+        self.setStyleSheet(f"QFrame#progress {{ background: {theme.PANEL}; border: 1px solid #363a40; "
+                           f"border-radius: 8px; }}")
         lay = QHBoxLayout(self)
-        lay.setContentsMargins(12, 6, 12, 6)
+        lay.setContentsMargins(14, 8, 14, 8)
         left = QVBoxLayout()
         self.title = QLabel("Working")
         self.title.setStyleSheet("font-weight: 600;")
@@ -197,55 +207,109 @@ class ProgressPanel(QFrame):
         self.stage.setObjectName("hint")
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
-        self.bar.setTextVisible(False)
+        self.bar.setTextVisible(True)
+        self.bar.setFormat("%p%")
         self.cancel = QPushButton(icon("cancel"), "Cancel")
         self.cancel.setToolTip("Stop this work (Esc)")
         self.cancel.clicked.connect(self.cancel_clicked)
         left.addWidget(self.title)
         left.addWidget(self.stage)
-        left.addWidget(self.bar)
         row = QHBoxLayout()
-        row.addStretch(1)
+        row.addWidget(self.bar, 1)
         row.addWidget(self.cancel)
         left.addLayout(row)
         lay.addLayout(left, 2)
         self.losses: list[float] = []
-        self.plot = None
-        try:
-            import pyqtgraph as pg
-
-            self.plot = pg.PlotWidget()
-            self.plot.setFixedHeight(96)
-            self.plot.setMenuEnabled(False)
-            self.plot.setMouseEnabled(False, False)
-            self.plot.hideButtons()
-            self.plot.setLogMode(False, True)
-            self.plot.showGrid(x=False, y=True, alpha=0.15)
-            self.plot.setLabel("left", "loss")
-            self.curve = self.plot.plot(pen=pg.mkPen(theme.ACCENT, width=2))
-            lay.addWidget(self.plot, 3)
-        except ImportError:  # pragma: no cover
-            pass
+        self.plot = None  # the loss chart, made for the first task that wants it
+        self._chart = False
+        self._lay = lay
         self.hide()
 
-    def start(self, title: str) -> None:
+    def _make_chart(self):
+        """The loss chart: labelled axes, a line with dots (a few points still show), or None
+        without pyqtgraph."""
+        try:
+            import pyqtgraph as pg
+        except ImportError:  # pragma: no cover - plots are optional decoration
+            return None
+        theme.configure_plots(pg)
+        plot = pg.PlotWidget(background=theme.BASE)
+        plot.setFixedHeight(128)
+        plot.setMinimumWidth(260)
+        plot.setMenuEnabled(False)
+        plot.setMouseEnabled(False, False)
+        plot.hideButtons()
+        plot.showGrid(x=False, y=True, alpha=0.15)
+        styles = {"color": theme.MUTED, "font-size": "10px"}
+        plot.setLabel("left", "loss", **styles)
+        plot.setLabel("bottom", "step", **styles)
+        for name in ("left", "bottom"):
+            axis = plot.getAxis(name)
+            axis.setTextPen(theme.MUTED)
+            axis.setPen(pg.mkPen("#4a4f57"))
+        plot.getAxis("left").setWidth(44)
+        plot.setXRange(0, 10, padding=0)
+        plot.setYRange(0, 1, padding=0)
+        self.curve = plot.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), symbol="o", symbolSize=4,
+                               symbolBrush=theme.ACCENT, symbolPen=None)
+        return plot
+
+    def prepare_chart(self) -> None:
+        """Make the loss chart now (tens of milliseconds: better while the window is idle than
+        when the first fit starts)."""
+        if self.plot is None:
+            self.plot = self._make_chart()
+            if self.plot is not None:
+                self.plot.setVisible(False)
+                self._lay.addWidget(self.plot, 3)
+
+    def start(self, title: str, cancellable: bool = True, chart: bool = False) -> None:
         self.title.setText(title)
         self.stage.setText("Starting…")
-        self.bar.setValue(0)
+        self.set_fraction(0.0)
         self.losses = []
+        if chart:
+            self.prepare_chart()
+        self._chart = chart
         if self.plot is not None:
             self.curve.setData([], [])
-        self.cancel.setEnabled(True)
+            self.plot.setVisible(False)  # until it has a few points to draw
+        self.cancel.setVisible(cancellable)
+        self.cancel.setEnabled(cancellable)
         self.show()
+        self.raise_()
 
-    def update_progress(self, stage: str, fraction: float, losses: list[float]) -> None:
+    def set_fraction(self, fraction: float | None) -> None:
+        """The bar at ``fraction`` in [0, 1]; None: a busy bar (the length of the work is unknown)."""
+        if fraction is None:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(1000 * max(0.0, min(1.0, fraction))))
+
+    def update_progress(self, stage: str, fraction: float | None, losses: list[float]) -> None:
         self.stage.setText(stage)
-        self.bar.setValue(int(1000 * max(0.0, min(1.0, fraction))))
-        fresh = [v for v in losses if v > 0 and math.isfinite(v)]
+        self.set_fraction(fraction)
+        fresh = [float(v) for v in losses if v > 0 and math.isfinite(v)]
         if fresh:
             self.losses.extend(fresh)
-            if self.plot is not None:
-                self.curve.setData(list(range(len(self.losses))), self.losses)
+            self._draw_losses()
+
+    def _draw_losses(self) -> None:
+        if self.plot is None or not self._chart or len(self.losses) < MIN_CHART_POINTS:
+            return
+        self.plot.setVisible(True)
+        ys = self.losses
+        lo, hi = min(ys), max(ys)
+        log = hi / lo > 10.0
+        self.plot.setLogMode(False, log)
+        self.curve.setData(list(range(len(ys))), ys)
+        self.plot.setXRange(0, max(len(ys) - 1, 1), padding=0.02)
+        if log:
+            self.plot.setYRange(math.log10(lo), math.log10(hi), padding=0.08)
+        else:
+            span = max(hi - lo, 0.05 * hi, 1e-9)
+            self.plot.setYRange(max(0.0, lo - 0.1 * span), hi + 0.1 * span, padding=0)
 
     def finish(self) -> None:
         self.hide()

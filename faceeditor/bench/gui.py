@@ -11,7 +11,13 @@ portrait upscaled, or ``--photo``):
   every 33 ms), where a render may have to finish before the newest one starts;
 * ``ui_stall_ms_max``: the longest the UI thread went without running a 5 ms timer, from the
   drop to the end of the slider runs (fitting and renders in the background);
-* ``viewport_fps``: frames drawn per second while the 3D view orbits continuously.
+* ``viewport_fps``: frames drawn per second while the 3D view orbits continuously;
+* ``drag_fps`` / ``drag_frames_max_gap_ms``: new renders shown per second while the yaw slider's
+  handle is dragged by synthetic mouse events at 60 Hz for 3 s, and the longest wait for one;
+  ``drag_fps_loaded`` the same with one busy process per core (:mod:`._gui_drag`);
+* ``first_window_ms`` / ``quit_ms``: process start -> window on screen, close -> process ended,
+  on the application as ``run.sh`` starts it; ``big_photo_fit_s`` / ``_edit_s`` / ``_peak_mb``: a
+  6000 x 4000 JPEG fitted, edited and exported in a child process (:mod:`._gui_proc`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+from faceeditor.bench._gui_drag import busy_processes, drag_figures, drag_slider
+from faceeditor.bench._gui_proc import big_photo, start_and_quit
 from faceeditor.core.paths import sample_image_path
 from faceeditor.io import load_image, save_image
 
@@ -43,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=30, help="slider steps per run (default 30)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the editor)")
     parser.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window at the end")
+    parser.add_argument("--skip-big", action="store_true", help="skip the 6000 x 4000 photo (minutes on a CPU)")
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -94,6 +103,8 @@ def _rerun_under_xvfb(args) -> dict:
             cmd += ["--photo", str(args.photo)]
         if args.screenshot:
             cmd += ["--screenshot", str(args.screenshot)]
+        if args.skip_big:
+            cmd += ["--skip-big"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())
 
@@ -106,7 +117,12 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FACEEDITOR_HOME"] = str(Path(tmp) / "home")
         photo = _prepare_photo(args, Path(tmp))
-        return _measure(args, photo)
+        result = _measure(args, photo)
+        result.update(start_and_quit(photo, args.threads))
+        if not args.skip_big:
+            result.update(big_photo(args.photo or sample_image_path(), args.threads))
+        result["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+        return result
 
 
 class _StallMonitor:
@@ -213,12 +229,18 @@ def _measure(args, photo: Path) -> dict:
     stalls.start()
     fit = _drop_and_fit(d, win, photo, stalls)
     sliders = _slider_runs(d, win, args.steps)
+    drag = drag_slider(d, win, win.pose_panel.sliders["yaw"])
+    d.wait_idle(30)
     stalls.stop()
+    with busy_processes():
+        drag_loaded = drag_slider(d, win, win.pose_panel.sliders["yaw"])
+        d.wait_idle(60)
     fps = _viewport_fps(d, win.viewport)
     if args.screenshot:
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         win.grab().save(str(args.screenshot))
     result = _figures(args, win, fit, sliders, stalls.gaps, fps, qt.QApplication.platformName())
+    result.update(drag_figures(drag, drag_loaded))
     win.shutdown()
     win.close()
     return result

@@ -54,7 +54,7 @@ class ModelMissingError(FaceEditorError):
 
 
 class ParamsFileError(FaceEditorError):
-    """A params.json file could not be read."""
+    """A params.json, preset or edit file could not be read."""
 
 
 class SessionError(FaceEditorError):

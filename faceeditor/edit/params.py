@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from faceeditor.core.atomic import atomic_write_text
-from faceeditor.core.errors import EditValueError, FaceEditorError
+from faceeditor.core.errors import EditValueError, ParamsFileError
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.presets import macro_weights
 
-RENDERERS = ("mesh", "neural")
+RENDERERS = ("mesh", "neural", "photo-neural")
 
 
 def check_number(field: str, value: object, lo: float = -math.inf, hi: float = math.inf) -> float:
@@ -108,4 +108,4 @@ class EditParams:
         except EditValueError as exc:
             raise EditValueError(f"{path}: {exc}") from None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise FaceEditorError(f"{path}: not a FaceEditor preset/edit file ({exc})") from exc
+            raise ParamsFileError(f"{path}: not a FaceEditor preset/edit file ({exc})") from exc

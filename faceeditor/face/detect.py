@@ -28,7 +28,7 @@ import numpy as np
 
 from faceeditor.core.errors import FaceTooSmallError, NoFaceError
 from faceeditor.face.landmarks68 import to_68
-from faceeditor.face.quiet import quiet_native_stderr
+from faceeditor.face.quiet import load_mediapipe, quiet_native_stderr
 
 # mediapipe/TFLite log to stderr through glog/absl: keep the console for our own messages
 os.environ.setdefault("GLOG_minloglevel", "2")
@@ -139,7 +139,7 @@ class FaceDetector:
     """mediapipe graphs held for reuse; :meth:`detect` is thread-safe (one call at a time)."""
 
     def __init__(self, min_score: float = MIN_SCORE) -> None:
-        import mediapipe as mp  # slow import; only when a detector is made
+        mp = load_mediapipe()  # slow import; only when one is made
 
         fd, fm = mp.solutions.face_detection, mp.solutions.face_mesh
         self._lock = threading.Lock()

@@ -13,7 +13,7 @@ from typing import Self
 import cv2
 import numpy as np
 
-from faceeditor.face.quiet import quiet_native_stderr
+from faceeditor.face.quiet import load_mediapipe, quiet_native_stderr
 
 SEGMENT_PX = 512  # long side the photo is resized to before segmentation (the model runs at 256)
 
@@ -22,7 +22,7 @@ class PersonSegmenter:
     """mediapipe SelfieSegmentation (``model_selection=0``: the general 256x256 model)."""
 
     def __init__(self) -> None:
-        import mediapipe as mp  # heavy: loaded when a segmenter is made
+        mp = load_mediapipe()  # slow import; only when one is made
 
         with quiet_native_stderr():
             self._graph = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)

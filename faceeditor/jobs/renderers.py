@@ -4,6 +4,10 @@
 * ``"neural"``: :class:`~faceeditor.neural.renderer.NeuralRenderer`, the same compositor with the
   GAR renderer G as its fill layer; the face is inverted first when its state has no latent code
   for the shipped G (:func:`faceeditor.neural.invert.invert`, seconds on a CPU).
+* ``"photo-neural"``: :class:`~faceeditor.neural.photo_renderer.PhotoNeuralRenderer`, the
+  compositor's edit redrawn feed-forward by the photo-conditioned G_p (no inversion); needs
+  ``resources/photo_g.pt`` or ``$FACEEDITOR_PHOTO_G``. Not listed by :func:`available_renderers`
+  (the window's renderer menu has no label for it yet).
 
 ``make_renderer(kind, photo, state, model, **kw)`` returns a
 :class:`~faceeditor.edit.renderer.PhotoRenderer`; ``available_renderers()`` says which can be made
@@ -29,6 +33,8 @@ from faceeditor.morphable import load_face_model
 from faceeditor.morphable.model import FaceModel
 from faceeditor.neural.gar_nets import GarNets, load_gar
 from faceeditor.neural.gar_nets import available as neural_available
+from faceeditor.neural.photo_g import PhotoG
+from faceeditor.neural.photo_renderer import PhotoNeuralRenderer, load_photo_g
 from faceeditor.neural.renderer import NeuralRenderer
 
 
@@ -60,6 +66,8 @@ def make_renderer(kind: str, photo: np.ndarray, state: FaceState, model: FaceMod
         kw.setdefault("min_work_px", 128)
     if kind == "mesh":
         return MeshCompositor(photo, state, model, **kw)
+    if kind == "photo-neural":
+        return PhotoNeuralRenderer(photo, state, model, G=kw.pop("photo_g", None), **kw)
     if nets is None:
         ok, why = available_renderers()["neural"]
         if not ok:
@@ -71,10 +79,19 @@ class RendererFactory:
     """:func:`make_renderer` for a caller that makes many renderers: the face model and the neural
     renderer's networks (loaded on the first neural renderer, or given) are kept and shared."""
 
-    def __init__(self, model: FaceModel | None = None, nets: GarNets | None = None) -> None:
+    def __init__(self, model: FaceModel | None = None, nets: GarNets | None = None,
+                 photo_g: PhotoG | None = None) -> None:
         self.model = model
         self._nets = nets
+        self._photo_g = photo_g
         self._lock = threading.Lock()
+
+    def photo_g(self) -> PhotoG:
+        """The photo-conditioned renderer G_p, loaded once (raises RendererUnavailableError when untrained)."""
+        with self._lock:
+            if self._photo_g is None:
+                self._photo_g = load_photo_g()
+            return self._photo_g
 
     def neural_nets(self) -> GarNets:
         """The neural renderer's networks and caches, loaded once."""
@@ -90,4 +107,6 @@ class RendererFactory:
             self.model = load_face_model()
         if kind == "neural" and (self._nets is not None or neural_available()):
             kw.setdefault("nets", self.neural_nets())
+        if kind == "photo-neural":
+            kw.setdefault("photo_g", self.photo_g())
         return make_renderer(kind, photo, state, self.model, preview=preview, progress=progress, **kw)

@@ -4,7 +4,7 @@
 ``load_network(name)`` builds the network class registered for ``name`` from the stored
 architecture, loads the weights in float32, and returns it for inference (eval mode, conv+BN
 folded, channels-last). Each call reads the file: the caller keeps the network it loaded (no
-module-level cache). Names: ``normal_net`` (N), ``face_regressor`` (FR), ``identity_net`` (R).
+module-level cache). Names: ``normal_net`` (N), ``face_regressor`` (FR), ``identity_net`` (R), ``photo_g`` (G_p).
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from faceeditor.core.paths import resources_dir
 from faceeditor.neural.identity import IdentityNet
 from faceeditor.neural.layers import prepare_for_cpu
 from faceeditor.neural.normals import NormalNet
+from faceeditor.neural.photo_g import PhotoG
 from faceeditor.neural.regressor import FaceRegressor
 
 FORMAT = "faceeditor-weights-1"
-TRAINERS = {"normal_net": "normals", "face_regressor": "regressor", "identity_net": "identity"}  # trainers/train_*.py
+TRAINERS = {"normal_net": "normals", "face_regressor": "regressor", "identity_net": "identity",
+            "photo_g": "photo_g"}  # trainers/train_*.py
 
 
 def network_class(name: str) -> type[torch.nn.Module]:
@@ -32,6 +34,8 @@ def network_class(name: str) -> type[torch.nn.Module]:
         return FaceRegressor
     if name == "identity_net":
         return IdentityNet
+    if name == "photo_g":
+        return PhotoG
     raise KeyError(f"unknown network {name!r}")
 
 
