@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from faceeditor.app.materials import corner_materials, mouth_open
 from faceeditor.core.device import describe_device
 from faceeditor.core.progress import Progress, check_progress
 from faceeditor.core.state import FaceState
@@ -76,6 +77,7 @@ class HeadMesh:
     centre: np.ndarray  # (3,) head centre (cm, camera frame)
     radius: float  # cm, bounding radius about the centre
     sh: np.ndarray  # (9,3) lighting of the edit
+    mouth_open: float = 1.0  # 0 (lips closed: the teeth between them in shadow) to 1
 
 
 class Engine:
@@ -91,7 +93,7 @@ class Engine:
         self._model: FaceModel | None = None
         self._renderer_factory = None  # faceeditor.jobs.renderers.RendererFactory, made on first use
         self._detector = None  # faceeditor.face.detect.FaceDetector, made on first use and kept
-        self._static: tuple[np.ndarray, np.ndarray] | None = None  # (corner vertex ids, corner atlas uvs)
+        self._static: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _corner_tables
         self._base_texture: np.ndarray | None = None
         self._photo_light: tuple[FaceState, LightParams] | None = None  # the last state's (fit_light: ~7 ms)
 
@@ -221,15 +223,16 @@ class Engine:
         return edited_state(state, edit, self.model)
 
     # ----------------------------------------------------------------- viewport mesh
-    def _corner_tables(self) -> tuple[np.ndarray, np.ndarray]:
+    def _corner_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(corner vertex ids, corner atlas uvs, corner materials) of the viewport's triangles."""
+        model = self.model
         with self._lock:
             if self._static is None:
-                model = self._model
                 sel = render_face_ids(model)
                 uv, uv_faces = atlas_uvs(model)
                 corners = model.faces[sel].reshape(-1).cpu().numpy()
                 uvs = uv[uv_faces[sel].reshape(-1)].cpu().numpy().astype(np.float32)
-                self._static = (corners, uvs)
+                self._static = (corners, uvs, corner_materials(model, sel.cpu().numpy()))
             return self._static
 
     def head_texture(self, state) -> np.ndarray:
@@ -248,16 +251,17 @@ class Engine:
 
     def head_mesh(self, state: FaceState, edit: EditParams) -> HeadMesh:
         model = self.model
-        corners, uvs = self._corner_tables()
+        corners, uvs, materials = self._corner_tables()
         with torch.no_grad():
             verts = edited_vertices(model, state, edit)[0]
             normals = vertex_normals(verts, model.faces)
         v, n = verts.cpu().numpy(), normals.cpu().numpy()
         centre = np.asarray(state.translation, np.float32).copy()
         radius = float(np.linalg.norm(v - centre, axis=1).max())
-        buffers = MeshBuffers(v[corners], n[corners], np.ones((len(corners), 3), np.float32), uvs)
+        buffers = MeshBuffers(v[corners], n[corners], materials, uvs)  # colours: (material, occlusion, 0)
         sh = target_sh(state, edit, self.photo_light(state))
-        return HeadMesh(buffers, centre, radius, np.asarray(sh, np.float32))
+        return HeadMesh(buffers, centre, radius, np.asarray(sh, np.float32),
+                        mouth_open(v, model.landmarks68.cpu().numpy()))
 
     # ----------------------------------------------------------------- exports
     def export_mesh(self, path: Path, state, edit: EditParams, frame: str = "model") -> Path:

@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
+from faceeditor.app.materials import HEAD_FRAGMENT_SHADER, HEAD_VERTEX_SHADER, light_uniform
 from faceeditor.core.camera import gl_projection, look_at
-from faceeditor.render.gl import GLMeshRenderer
+from faceeditor.render.gl import GLMeshRenderer, MeshBuffers
 
 GIZMO_COLOUR = (1.0, 0.78, 0.25)
 GIZMO_RADIUS = 1.0  # distance of the light gizmo from the head centre, in head radii
@@ -115,13 +116,50 @@ class OrbitCamera:
         return width / 2.0 + f * q[0] / z, height / 2.0 - f * q[1] / z
 
 
+class HeadRenderer(GLMeshRenderer):
+    """:class:`GLMeshRenderer` with the head's materials (:mod:`faceeditor.app.materials`): the
+    per-corner colours are ``(material, occlusion, 0)``; ``u_eye`` places the highlights."""
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.prog.release()
+        self.prog = ctx.program(vertex_shader=HEAD_VERTEX_SHADER, fragment_shader=HEAD_FRAGMENT_SHADER)
+
+    def set_view(self, eye: np.ndarray, sh: np.ndarray | None, mouth_open: float = 1.0) -> None:
+        """The viewer's position, the light (for the highlights) and how open the mouth is
+        (:func:`faceeditor.app.materials.mouth_open`) for the next draws."""
+        self.prog["u_eye"].value = tuple(float(x) for x in eye)
+        self.prog["u_light"].value = light_uniform(sh)
+        self.prog["u_mouth_open"].value = float(mouth_open)
+
+    def set_texture(self, image: np.ndarray | None) -> None:
+        """As :meth:`GLMeshRenderer.set_texture`; a texture of the same size is overwritten in place
+        (no new texture object for llvmpipe to set up)."""
+        t = self.texture
+        if image is not None and t is not None and (t.width, t.height) == (image.shape[1], image.shape[0]):
+            t.write(np.ascontiguousarray(np.flipud(np.asarray(image, np.uint8)[..., :3])).tobytes())
+            t.build_mipmaps()
+            return
+        super().set_texture(image)
+
+
+def _warm_up_mesh() -> MeshBuffers:
+    """One small triangle in front of the default camera, with every material's corner code."""
+    pos = np.array([[-1, -1, -60], [1, -1, -60], [0, 1, -60]], np.float32)
+    nrm = np.tile(np.array([[0, 0, 1]], np.float32), (3, 1))
+    col = np.array([[0, 1, 0], [2, 0.5, 0], [4, 1, 0]], np.float32)
+    uv = np.array([[0, 0], [1, 0], [0.5, 1]], np.float32)
+    return MeshBuffers(pos, nrm, col, uv)
+
+
 class HeadScene:
     """GL resources and draw calls for one moderngl context."""
 
     def __init__(self, ctx) -> None:
         self.ctx = ctx
-        self.mesh = GLMeshRenderer(ctx)
+        self.mesh = HeadRenderer(ctx)
         self.has_mesh = False
+        self.mouth_open = 1.0  # of the head shown (HeadMesh.mouth_open)
         self._uploaded = None  # the static arrays (uvs, colours) last uploaded
         self.line_prog = ctx.program(vertex_shader=LINE_VS, fragment_shader=LINE_FS)
         self.line_vbo = ctx.buffer(reserve=4096 * 12)
@@ -165,6 +203,7 @@ class HeadScene:
         ctx.depth_func = "<"
         mvp = cam.projection(width, height).astype(np.float64) @ cam.view().astype(np.float64)
         if self.has_mesh:
+            self.mesh.set_view(cam.eye(), sh, self.mouth_open)
             self.mesh.draw(mvp.astype(np.float32), None, sh, wireframe=wireframe, wire_color=(0.35, 0.75, 1.0))
         if light_dir is not None:
             ctx.disable(ctx.DEPTH_TEST)
@@ -173,6 +212,32 @@ class HeadScene:
             self._draw_gizmo(mvp, cam, light_dir, gizmo_hot)
             ctx.disable(ctx.BLEND)
             ctx.enable(ctx.DEPTH_TEST)
+
+    def warm_up(self) -> None:
+        """Draw the head (textured, lit) and the gizmo once into a small framebuffer of the
+        viewport's formats. Software OpenGL (llvmpipe) compiles a shader variant on the first draw
+        with each new state: 50-150 ms on the UI thread, which would otherwise land with the first
+        fitted head and its texture. Does nothing once a head or a texture is set."""
+        if self.has_mesh or self.mesh.texture is not None:
+            return
+        ctx = self.ctx
+        colour, depth = ctx.renderbuffer((16, 16), 4, samples=0), ctx.depth_renderbuffer((16, 16))
+        fbo = ctx.framebuffer(color_attachments=[colour], depth_attachment=depth)
+        try:
+            fbo.use()
+            self.mesh.set_mesh(_warm_up_mesh())
+            self.has_mesh = True
+            sh = np.zeros((9, 3), np.float32)
+            sh[0], sh[2] = 2.0, 0.5
+            for texture in (None, np.full((8, 16, 3), 128, np.uint8)):  # a head may come before its texture
+                self.mesh.set_texture(texture)
+                self.draw(16, 16, OrbitCamera(), sh, False, direction(0.0, 30.0))
+                fbo.read(components=3, alignment=1)  # llvmpipe draws (and compiles) when pixels are read
+        finally:
+            self.has_mesh = False
+            self.mesh.set_texture(None)
+            for obj in (fbo, colour, depth):
+                obj.release()
 
     def gizmo_point(self, cam: OrbitCamera, light_dir: np.ndarray) -> np.ndarray:
         return cam.target + light_dir * cam.radius * GIZMO_RADIUS
@@ -209,5 +274,5 @@ class HeadScene:
         for obj in (self.line_vao, self.line_vbo, self.line_prog, self.bg_vao, self.bg_vbo, self.bg_prog):
             try:
                 obj.release()
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - the context may be gone already
                 pass

@@ -19,7 +19,7 @@ import os
 import time
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from PySide6.QtWidgets import QWidget
@@ -28,6 +28,8 @@ from faceeditor.app import theme
 from faceeditor.app.glformat import gl_widgets_supported, surface_format
 from faceeditor.app.scene import GIZMO_RADIUS, HeadScene, OrbitCamera, angles, direction
 from faceeditor.render.gl import offscreen_context
+
+WARM_UP_DELAY_MS = 300  # after the view's GL set-up: its shaders are compiled then (see HeadScene.warm_up)
 
 
 class _ViewportLogic:
@@ -39,6 +41,7 @@ class _ViewportLogic:
         self._pending_texture = None
         self._framed = False
         self.sh: np.ndarray | None = None
+        self.mouth_open = 1.0
         self.wireframe = False
         self.show_gizmo = True
         self.light_angles: tuple[float, float] = (0.0, 30.0)
@@ -61,6 +64,7 @@ class _ViewportLogic:
         self.stamp = stamp
         self._pending_mesh = head.buffers
         self.sh = head.sh
+        self.mouth_open = float(getattr(head, "mouth_open", 1.0))
         if not self._framed:
             self.cam.frame(head.centre, head.radius)
             self._framed = True
@@ -113,9 +117,18 @@ class _ViewportLogic:
             scene.set_mesh(self._pending_mesh)
             self._pending_mesh = None
         light = direction(*self.light_angles) if (self.show_gizmo and scene.has_mesh) else None
+        scene.mouth_open = self.mouth_open
         scene.draw(width, height, self.cam, self.sh, self.wireframe, light, self._gizmo_hot)
         self.frames += 1
         self.frame_times.append(time.perf_counter())
+
+    def _scene_made(self) -> None:
+        """The GL scene exists: compile its shaders a moment later, while no head is shown yet."""
+        QTimer.singleShot(WARM_UP_DELAY_MS, self, self._warm_up)
+
+    def _warm_up(self) -> None:
+        if self.scene is not None:
+            self.scene.warm_up()
 
     # ----------------------------------------------------------------- mouse
     def _sun_near(self, pos: QPointF) -> bool:
@@ -216,6 +229,7 @@ class GLViewport(_ViewportLogic, QOpenGLWidget):
             self.scene = HeadScene(self.ctx)
             if self._pending_mesh is None and self.stamp >= 0:
                 self.stamp = -1  # context recreated: the next mesh must be re-sent
+            self._scene_made()
         except Exception as exc:  # noqa: BLE001  # pragma: no cover - depends on the driver
             self.error = f"OpenGL unavailable: {exc}"
             self.scene = None
@@ -227,6 +241,14 @@ class GLViewport(_ViewportLogic, QOpenGLWidget):
         fbo.use()
         r = self.devicePixelRatioF()
         self._sync_and_draw(self.scene, int(self.width() * r), int(self.height() * r))
+
+    def _warm_up(self) -> None:
+        if self.scene is not None and self.isValid():
+            self.makeCurrent()
+            try:
+                self.scene.warm_up()
+            finally:
+                self.doneCurrent()
 
     def grab_image(self) -> QImage:
         return self.grabFramebuffer()
@@ -254,6 +276,7 @@ class ImageViewport(_ViewportLogic, QWidget):
                 if self.ctx is None:
                     self.ctx = offscreen_context()
                 self.scene = HeadScene(self.ctx)
+                self._scene_made()
             except Exception as exc:  # noqa: BLE001 - no OpenGL: the view says so instead
                 self.error = f"3D view unavailable (no OpenGL): {exc}"
         if self.scene is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,11 +49,13 @@ class CropFace:
 def crop_face(model: FaceModel, table: RegionTable, rgb: np.ndarray, state, size: int = 256) -> CropFace:
     img, view = crop_photo(rgb, state, size)
     Q = torch.as_tensor(view.roll, dtype=torch.float32)
-    p = {"identity": torch.as_tensor(np.asarray(state.identity, np.float32))[None],
-         "expression": torch.as_tensor(np.asarray(state.expression, np.float32))[None],
-         "rotation": (Q @ torch.as_tensor(np.asarray(state.rotation, np.float32)))[None],
-         "translation": (Q @ torch.as_tensor(np.asarray(state.translation, np.float32)))[None],
-         "sh": view.sh(state.sh)[None]}
+    p = {
+        "identity": torch.as_tensor(np.asarray(state.identity, np.float32))[None],
+        "expression": torch.as_tensor(np.asarray(state.expression, np.float32))[None],
+        "rotation": (Q @ torch.as_tensor(np.asarray(state.rotation, np.float32)))[None],
+        "translation": (Q @ torch.as_tensor(np.asarray(state.translation, np.float32)))[None],
+        "sh": view.sh(state.sh)[None],
+    }
     f = torch.tensor([float(view.camera.focal_px)])
     c = torch.tensor([view.camera.principal], dtype=torch.float32)
     verts = model.vertices(p["identity"], p["expression"]) @ p["rotation"].transpose(1, 2) + p["translation"][:, None]
@@ -60,8 +63,9 @@ def crop_face(model: FaceModel, table: RegionTable, rgb: np.ndarray, state, size
 
 
 @torch.no_grad()
-def render_params(G: PhotoG, model: FaceModel, table: RegionTable, face: CropFace, p: dict[str, torch.Tensor],
-                  rep_only: bool = False) -> torch.Tensor:
+def render_params(
+    G: PhotoG, model: FaceModel, table: RegionTable, face: CropFace, p: dict[str, torch.Tensor], rep_only: bool = False
+) -> torch.Tensor:
     """G_p's crop (1,3,S,S) of the photo's face at parameters ``p`` (as in training: the warped
     photo is the crop off the head and a smooth fill on it)."""
     S = face.image.shape[-1]
@@ -78,8 +82,9 @@ def render_params(G: PhotoG, model: FaceModel, table: RegionTable, face: CropFac
         return G(rep, noise=False)["composite"].float().clamp(0, 1)
 
 
-def sample_attribute(name: str, base: dict[str, torch.Tensor], rng: np.random.Generator,
-                     names: list[str]) -> dict[str, torch.Tensor]:
+def sample_attribute(
+    name: str, base: dict[str, torch.Tensor], rng: np.random.Generator, names: list[str]
+) -> dict[str, torch.Tensor]:
     """A random value of one attribute around the photo's own (identity offsets N(0, 0.7); an
     expression macro; a directional light; a head turn of up to 30 degrees)."""
     if name == "id":
@@ -91,8 +96,14 @@ def sample_attribute(name: str, base: dict[str, torch.Tensor], rng: np.random.Ge
         return {"expression": e}
     if name == "illum":
         az, el = float(rng.uniform(-70, 70)), float(rng.uniform(-30, 50))
-        d = torch.tensor([np.sin(np.radians(az)) * np.cos(np.radians(el)), np.sin(np.radians(el)),
-                          np.cos(np.radians(az)) * np.cos(np.radians(el))], dtype=torch.float32)
+        d = torch.tensor(
+            [
+                np.sin(np.radians(az)) * np.cos(np.radians(el)),
+                np.sin(np.radians(el)),
+                np.cos(np.radians(az)) * np.cos(np.radians(el)),
+            ],
+            dtype=torch.float32,
+        )
         sh = directional_sh(d, float(rng.uniform(0.6, 1.2)))
         return {"sh": (sh.reshape(1, 9, 3) + base["sh"] * 0.5).float()}
     yaw, pitch = float(rng.uniform(-30, 30)), float(rng.uniform(-12, 12))
@@ -104,8 +115,12 @@ def fr_reading(FR: torch.nn.Module, images: torch.Tensor) -> dict[str, np.ndarra
     with torch.no_grad(), autocast("cpu"):
         raw = FR(aux_input(images)).float()
     p = FR.decode(raw, size=128)
-    return {"id": p.identity.numpy(), "exp": p.expression.numpy(), "illum": p.sh.reshape(-1, 27).numpy(),
-            "angle": p.rotation.reshape(-1, 9).numpy()}
+    return {
+        "id": p.identity.numpy(),
+        "exp": p.expression.numpy(),
+        "illum": p.sh.reshape(-1, 27).numpy(),
+        "angle": p.rotation.reshape(-1, 9).numpy(),
+    }
 
 
 def disentanglement(readings: dict[str, list[dict[str, np.ndarray]]]) -> dict[str, float]:
@@ -114,8 +129,10 @@ def disentanglement(readings: dict[str, list[dict[str, np.ndarray]]]) -> dict[st
     norm = {k: float(np.linalg.norm(allv[k].mean(0))) + 1e-8 for k in ATTRIBUTES}
     out = {}
     for i in ATTRIBUTES:
-        sig = {k: float(np.mean([np.linalg.norm(r[k] - r[k].mean(0), axis=1).mean() for r in readings[i]])) / norm[k]
-               for k in ATTRIBUTES}
+        sig = {
+            k: float(np.mean([np.linalg.norm(r[k] - r[k].mean(0), axis=1).mean() for r in readings[i]])) / norm[k]
+            for k in ATTRIBUTES
+        }
         out[f"ds_{i}"] = float(np.prod([sig[i] / max(sig[j], 1e-12) for j in ATTRIBUTES if j != i]))
     return out
 
@@ -148,8 +165,10 @@ def measure(args: argparse.Namespace) -> dict:
                 for o in ATTRIBUTES:
                     if o != attr:
                         others.update(sample_attribute(o, face.params, rng, names))
-                imgs = [render_params(G, model, table, face, {**others, **sample_attribute(attr, face.params, rng, names)})
-                        for _ in range(args.values)]
+                imgs = [
+                    render_params(G, model, table, face, {**others, **sample_attribute(attr, face.params, rng, names)})
+                    for _ in range(args.values)
+                ]
                 readings[attr].append(fr_reading(FR, torch.cat(imgs)))
     if not faces:
         raise FaceEditorError("no usable face in the photos")
@@ -161,7 +180,8 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def timing(G: PhotoG, model: FaceModel, table: RegionTable, face: CropFace) -> dict[str, float]:
-    """Median G_p forward and representation times at 256 px, with the machine's load."""
+    """G_p's forward at 256 px: median wall time at the run's threads, CPU time per forward on one
+    thread (what it costs when the cores are free), the representation's wall time and the load."""
     rep = render_params(G, model, table, face, face.params, rep_only=True)
 
     def forward() -> None:
@@ -169,8 +189,21 @@ def timing(G: PhotoG, model: FaceModel, table: RegionTable, face: CropFace) -> d
             G(rep, noise=False)
 
     ms = time_ms(forward, repeats=20)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    forward()
+    c0 = time.process_time()
+    for _ in range(10):
+        forward()
+    cpu_ms = (time.process_time() - c0) * 100.0
+    torch.set_num_threads(threads)
     rep_ms = time_ms(lambda: render_params(G, model, table, face, face.params, rep_only=True), repeats=5, warmup=1)
-    return {"render_ms_256": round(ms, 2), "rep_ms_256": round(rep_ms, 2), "load_avg_1min": round(os.getloadavg()[0], 2)}
+    return {
+        "render_ms_256": round(ms, 2),
+        "render_cpu_ms_256_1thread": round(cpu_ms, 2),
+        "rep_ms_256": round(rep_ms, 2),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def _fit(path, detector: FaceDetector, model: FaceModel, table: RegionTable) -> CropFace | None:

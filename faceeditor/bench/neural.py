@@ -7,9 +7,11 @@
   re-estimates all four; ``sigma_k`` is the mean L2 spread of attribute k within a setting,
   normalised by the norm of its mean over all renders, and ``DS(u_i) = prod_{j != i} sigma_i / sigma_j``
   (high: changing u_i changes only u_i in FR's reading);
-* ``render_ms_256``: median time of G_p's forward pass on a 256 px representation (``--threads``,
-  bf16, channels-last), ``rep_ms_256`` the representation (rasterization, correspondence) and
-  ``load_avg_1min`` the machine's load while measuring.
+* ``render_ms_256``: median wall time of G_p's forward pass on a 256 px representation
+  (``--threads``, bf16, channels-last); ``render_cpu_ms_256_1thread`` its CPU time on one thread
+  (the cost on free cores: wall times on a loaded machine measure the other processes);
+  ``rep_ms_256`` the representation (rasterization, correspondence) and ``load_avg_1min`` the
+  machine's load while measuring.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ HELP = "photo-conditioned renderer: Tax-free disentanglement scores through FR a
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=None,
-                        help="folder of photos (default: validation persons of ../shared/data/lfw)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="folder of photos (default: validation persons of ../shared/data/lfw)"
+    )
     parser.add_argument("--n", type=int, default=6, help="photos (default 6)")
     parser.add_argument("--sets", type=int, default=3, help="settings of the other attributes per photo")
     parser.add_argument("--values", type=int, default=3, help="values of the changed attribute per setting")

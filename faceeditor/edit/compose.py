@@ -11,8 +11,9 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
    is the relight gain on the whole person (:mod:`.relight`, :mod:`.person_light`) — pose edits get it too, since
    a turned head turns in the scene's light;
 4. pixels the photo cannot supply are rendered by the :class:`~faceeditor.edit.fill.FillProvider`
-   (at the output resolution capped at :data:`MAX_FILL_PX`; on the work grid, sharing its
-   rasterization, for preview-sized outputs) and blended with a soft mask;
+   (at the output resolution capped at :data:`fill_layer.MAX_FILL_PX`; on the work grid, sharing
+   its rasterization, for preview-sized outputs), matched to the photo around them by a smooth
+   membrane (:mod:`.fill_layer`) and blended with a soft mask;
 5. at full resolution only tiles where something changes are touched (:mod:`.tiles`): the grid
    maps are upsampled with ``cv2.warpAffine``, the photo is ``cv2.remap``-ed, relit with one
    saturating ``cv2.multiply`` (plus a float roll-off for the few brightened highlights) and
@@ -34,8 +35,8 @@ worker and drop stale requests. ``cancel()`` is polled between stages (every few
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -44,7 +45,7 @@ import torch
 from faceeditor.core.camera import Camera
 from faceeditor.core.progress import check_cancel
 from faceeditor.core.state import FaceState
-from faceeditor.edit import eyes, layers, maps, person_light, relight, tiles
+from faceeditor.edit import eyes, fill_layer, layers, maps, person_light, relight, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
 from faceeditor.edit.geometry import (
@@ -60,17 +61,16 @@ from faceeditor.edit.grid import Window, make_window, upsample
 from faceeditor.edit.layers import PortraitLayers
 from faceeditor.edit.maps import EditedHead, GridMaps
 from faceeditor.edit.params import EditParams
+from faceeditor.fit.texture import PHOTO_TILES
 from faceeditor.morphable.model import FaceModel
 from faceeditor.morphable.normals import vertex_normals
-from faceeditor.render.atlas import render_face_ids
+from faceeditor.render.atlas import atlas_uvs, render_face_ids
+from faceeditor.render.interpolate import interpolate_packed, sample_texture
 
 MAX_WORK_PX = 512  # longest side of the work grid (export)
 MIN_WORK_PX = 160  # ... never coarser than this, unless the region itself is smaller
 WORK_SUBSAMPLE = 6.0  # between the two, the grid has 1/WORK_SUBSAMPLE of the output's resolution
 ROI_MARGIN = 0.8  # region of interest: head box grown by this x head size on each side (falloff + motion)
-MAX_FILL_PX = 768  # longest side of the fill layer's grid
-FILL_OVERSAMPLE = 2.0  # the fill layer is sampled at most this much finer than the work grid
-PREVIEW_MAX_SIDE = 1280  # outputs up to this size (GUI previews) draw the fill on the work grid
 TILE_PX = 256  # full-resolution work is done in tiles of this size; unchanged tiles are skipped
 
 
@@ -136,6 +136,7 @@ class MeshCompositor:
         self.layered = bool(layered)
         self._person = person_mask
         self._layers: dict[tuple[int, int], PortraitLayers] = {}
+        self._tex_conf: tuple[torch.Tensor, ...] | None = None  # texture confidence, UVs, photo-textured triangles
 
     # ------------------------------------------------------------------ caches
     def output_size(self, scale: float) -> tuple[int, int]:
@@ -188,7 +189,7 @@ class MeshCompositor:
         m = ROI_MARGIN * head_px
         roi_long = max(min(ax1 + m, W) - max(ax0 - m, 0), min(ay1 + m, H) - max(ay0 - m, 0))
         cap = min(self.max_work_px, max(self.min_work_px, roi_long / WORK_SUBSAMPLE))
-        win = make_window(ax0 - m, ay0 - m, ax1 + m, ay1 + m, W, H, int(round(cap)))
+        win = make_window(ax0 - m, ay0 - m, ax1 + m, ay1 + m, W, H, round(cap))
         taper = (win.x0 > 0, win.y0 > 0, win.x0 + win.w < W, win.y0 + win.h < H)
         s0 = win.screen(self.v_src, cam)
         area0 = screen_areas(s0, self.tri)
@@ -305,8 +306,26 @@ class MeshCompositor:
         area1 = screen_areas(s1, self.tri)
         frags = tiles.raster_front(s1, self.tri, area1, win)
         src = trace_sources(frags, self.tri, self.v_src, self.n_src, n1, area1, view.orig, cam,
-                            torch.from_numpy(self.person_mask()))
+                            torch.from_numpy(self.person_mask()), self._texture_confidence(frags))
         return src, EditedHead(v1, n1, s1, area1, self._fragments(src))
+
+    def _texture_confidence(self, frags) -> torch.Tensor | None:
+        """(N,) the fitted texture's confidence at ``frags``' surface points (None without a texture):
+        how much better than a stretched photo the fill would be there (:func:`flow.source_trust`)."""
+        conf = self.state.texture_confidence
+        if conf is None or self.state.texture is None:
+            return None
+        if self._tex_conf is None:
+            uv, uv_faces = atlas_uvs(self.model)
+            names = self.model.region_names
+            photo_tiles = torch.isin(self.model.face_region[self.face_ids],
+                                     torch.tensor([names.index(n) for n in PHOTO_TILES]))
+            self._tex_conf = (torch.as_tensor(np.asarray(conf), dtype=torch.float32)[None, None] / 255.0,
+                              uv, uv_faces[self.face_ids], photo_tiles)
+        tex, uv, tri_uv, photo_tiles = self._tex_conf
+        uvp = interpolate_packed(uv, tri_uv, frags.face, frags.bary, torch.zeros_like(frags.face))
+        # materials the photo does not texture (teeth, eyes) are drawn as materials: always fillable
+        return torch.where(photo_tiles[frags.face], sample_texture(tex, uvp)[:, 0], 1.0)
 
     def _fragments(self, src: Sources) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``src``'s pixels as fill-request fragments: triangles indexed into ``model.faces``."""
@@ -408,37 +427,8 @@ class MeshCompositor:
         return tile
 
     def _fill_layer(self, view: _ScaleView, grid: GridMaps) -> tuple[Window, np.ndarray]:
-        """The fill provider's layer over the box of pixels needing it, at output resolution (capped):
-        its window and a (grid_h, grid_w, 4) map of RGB and confidence."""
-        win = view.window
-        if max(view.camera.width, view.camera.height) <= PREVIEW_MAX_SIDE:
-            # preview-sized output: the fill shares the work grid and its rasterization
-            req = FillRequest(win, view.camera, grid.head.verts, grid.head.normals, grid.need, grid.sh,
-                              self.state, grid.edit, fragments=grid.head.fragments)
-            lw = win
-        else:
-            nw = win.sub(*tiles.bbox(grid.filled, pad=2))
-            k = min(1.0, FILL_OVERSAMPLE * 0.5 * (win.kx + win.ky), MAX_FILL_PX / max(nw.w, nw.h))
-            lw = Window(nw.x0, nw.y0, nw.w, nw.h, max(1, round(nw.w * k)), max(1, round(nw.h * k)))
-            need_l = tiles.resample(win, grid.need, lw)
-            req = FillRequest(lw, view.camera, grid.head.verts, grid.head.normals, need_l, grid.sh, self.state,
-                              grid.edit, faces=self._fill_faces(grid, win))
-        fl = self._fill_provider(view).fill(req)
-        rgba = np.empty((lw.grid_h, lw.grid_w, 4), np.float32)
-        rgba[..., :3] = fl.rgb
-        rgba[..., 3] = fl.confidence * req.need  # the blend weight
-        return lw, rgba
-
-    def _fill_faces(self, grid: GridMaps, win: Window) -> torch.Tensor | None:
-        """Triangles (into model.faces) the fill may need: camera-facing, centred in or next to
-        the pixels needing it (a hint for providers that rasterize)."""
-        s1, area1 = grid.head.screen, grid.head.area
-        if s1 is None:
-            return None
-        near = torch.as_tensor(cv2.dilate(grid.filled.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
-        c = s1[0][self.tri].mean(1)  # (F',3) centroids on the grid
-        cx, cy = c[:, 0].floor().long(), c[:, 1].floor().long()
-        ok = (area1 > 0) & (cx >= 0) & (cx < win.grid_w) & (cy >= 0) & (cy < win.grid_h)
-        ok[ok.clone()] = near[cy[ok], cx[ok]]
-        return self.face_ids[ok]
-
+        """The fill provider's layer matched to the photo (:func:`fill_layer.draw`)."""
+        skin = torch.zeros(self.model.faces.shape[0], dtype=torch.bool)
+        skin[self.face_ids] = self.relight_tri == person_light.TRI_SKIN
+        return fill_layer.draw(self._fill_provider(view), view.photo, view.camera, self.state, grid, self.face_ids,
+                               self.tri, skin)

@@ -21,10 +21,13 @@ position) that cv2.remap can apply, and, per pixel, how trustworthy the photo is
   pixels smeared over many look wrong. (Per triangle, not per vertex normal: interpolated
   normals graze at every silhouette, yet those pixels are in the photo.)
 * **trust** (:func:`source_trust`): a source that the edit *magnifies* (its triangle grows on
-  screen, as the far cheek of a turned head does) must have been well seen: not at a grazing
-  angle in the photo, where a fit that is a few pixels off samples hair, ear or background,
-  and not outside the person (selfie segmentation ``person``, when given). Sources that stay
-  about their size keep the photo even at the silhouette, where the photo shows just that.
+  screen, as the far cheek of a turned head does) must have been well seen: not outside the
+  person (selfie segmentation ``person``, when given), and not at a grazing angle in the photo,
+  where a fit that is a few pixels off samples hair, ear or background — unless the fill has
+  nothing better there (``fill_quality``: the texture's confidence, high where the mirrored
+  side was seen head-on; a frontal photo's two grazing cheeks are better stretched than
+  filled; a photo stretched beyond the stretch limit above smears, though, so that limit holds
+  whatever the fill). Sources that stay about their size keep the photo even at the silhouette.
 
 Pixels with low confidence are served by the fill layer (:mod:`faceeditor.edit.fill`).
 """
@@ -47,6 +50,7 @@ STRETCH_BAD = 6.0
 MAGNIFY = (1.2, 1.8)  # screen-area growth over which a source's trust starts to matter (ramp)
 GRAZING = (0.25, 0.5)  # source facing (n . view) from untrustworthy (first) to trusted (second)
 PERSON_OK = (0.2, 0.7)  # person alpha at the source from background (first) to person (second)
+FILL_GOOD = (0.3, 0.7)  # texture confidence from "the fill is no better" (first) to "clearly better" (second)
 
 
 @dataclass
@@ -117,13 +121,14 @@ def original_view(frags: Fragments, screen: torch.Tensor, tri: torch.Tensor, tri
 @torch.no_grad()
 def trace_sources(frags: Fragments, tri: torch.Tensor, verts_src: torch.Tensor, normals_src: torch.Tensor,
                   normals_dst: torch.Tensor, dst_face_area: torch.Tensor, view: OriginalView,
-                  camera: Camera, person: torch.Tensor | None = None) -> Sources:
+                  camera: Camera, person: torch.Tensor | None = None,
+                  fill_quality: torch.Tensor | None = None) -> Sources:
     """Backward correspondence of the edited head's pixels (``frags`` on ``view.window``'s grid).
 
     ``verts_src``/``normals_src`` (1,V,3) are the original head in camera space, ``normals_dst``
     the edited head's; ``dst_face_area`` (F',) the edited signed screen areas on the same grid;
     ``camera`` the output image's camera; ``person`` (h,w) the photo's person alpha at any
-    resolution (:func:`source_trust`).
+    resolution, ``fill_quality`` (N,) in [0,1] per pixel of ``frags`` (:func:`source_trust`).
     """
     win = view.window
     b = torch.zeros_like(frags.face)
@@ -164,18 +169,27 @@ def trace_sources(frags: Fragments, tri: torch.Tensor, verts_src: torch.Tensor, 
     stretch = ((STRETCH_BAD - ratio) / (STRETCH_BAD - STRETCH_OK)).clamp(0.0, 1.0)
     facing = (n_src * F.normalize(-p_src, dim=-1)).sum(-1)
     alpha = None if person is None else sample_map(person, scr[:, :2], camera)
-    conf = seen * in_photo.float() * stretch * source_trust(ratio, facing, alpha)
+    conf = seen * in_photo.float() * stretch * source_trust(ratio, facing, alpha, fill_quality)
     return Sources(frags.pix, frags.face, scr[:, :2], flow, conf, n_src, n_dst, frags.bary)
 
 
-def source_trust(ratio: torch.Tensor, facing: torch.Tensor, person: torch.Tensor | None) -> torch.Tensor:
-    """(N,) in [0,1]: 1 - magnified * max(grazing, background) for sources whose screen area grows
-    by ``ratio``, seen at ``facing`` (n . view) in the photo, with person alpha ``person`` there."""
+def source_trust(ratio: torch.Tensor, facing: torch.Tensor, person: torch.Tensor | None,
+                 fill_quality: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) in [0,1]: 1 - magnified * max(grazing * fill better, background) for sources whose
+    screen area grows by ``ratio``, seen at ``facing`` (n . view) in the photo, with person alpha
+    ``person`` there; ``fill_quality`` (texture confidence) says how good the fill would be."""
     magnified = ((ratio - MAGNIFY[0]) / (MAGNIFY[1] - MAGNIFY[0])).clamp(0.0, 1.0)
     bad = ((GRAZING[1] - facing) / (GRAZING[1] - GRAZING[0])).clamp(0.0, 1.0)
+    if fill_quality is not None:
+        bad = bad * fill_gain(fill_quality)
     if person is not None:
         bad = torch.maximum(bad, ((PERSON_OK[1] - person) / (PERSON_OK[1] - PERSON_OK[0])).clamp(0.0, 1.0))
     return 1.0 - magnified * bad
+
+
+def fill_gain(fill_quality: torch.Tensor) -> torch.Tensor:
+    """(N,) in [0,1]: how much better than the photo the fill is, from its texture confidence."""
+    return ((fill_quality - FILL_GOOD[0]) / (FILL_GOOD[1] - FILL_GOOD[0])).clamp(0.0, 1.0)
 
 
 def sample_map(values: torch.Tensor, xy: torch.Tensor, camera: Camera) -> torch.Tensor:

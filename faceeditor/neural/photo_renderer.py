@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from faceeditor.core.errors import RendererUnavailableError
 from faceeditor.core.progress import CancelCheck, check_cancel
@@ -70,8 +71,17 @@ class PhotoNeuralRenderer:
 
     name = "photo-neural"
 
-    def __init__(self, photo: np.ndarray, state: FaceState, model: FaceModel, G: PhotoG | None = None,
-                 size: int = CROP_PX, mesh: MeshCompositor | None = None, bf16: bool = True, **kw) -> None:
+    def __init__(
+        self,
+        photo: np.ndarray,
+        state: FaceState,
+        model: FaceModel,
+        G: PhotoG | None = None,
+        size: int = CROP_PX,
+        mesh: MeshCompositor | None = None,
+        bf16: bool = True,
+        **kw,
+    ) -> None:
         self.mesh = mesh or MeshCompositor(photo, state, model, **kw)
         self.model, self.state = self.mesh.model, state
         self.G = G if G is not None else load_photo_g()
@@ -105,8 +115,8 @@ class PhotoNeuralRenderer:
         with autocast("cpu", self.bf16):
             out = self.G(rep, noise=False)
         heads = ((view.region > 0) | (self.src.region > 0))[:, None].float()
-        k = 2 * int(round(HEAD_MARGIN * S)) + 1
-        region = torch.nn.functional.max_pool2d(heads, k, 1, k // 2)
+        k = 2 * round(HEAD_MARGIN * S) + 1
+        region = F.max_pool2d(F.max_pool2d(heads, (k, 1), 1, (k // 2, 0)), (1, k), 1, (0, k // 2))  # separable
         return {**out, "rep": rep, "region": region}
 
     def render(self, edit: EditParams, scale: float = 1.0, cancel: CancelCheck | None = None) -> np.ndarray:
@@ -137,8 +147,14 @@ def paste(image: np.ndarray, residual: torch.Tensor, weight: torch.Tensor, M: np
     Mt[:, 2] += M[:, :2] @ np.array([x0, y0], np.float64)  # the box's pixels -> crop pixels
     Mt[:, 2] += Mt[:, :2] @ np.array([0.5, 0.5]) - 0.5  # OpenCV's pixel centres are at integers
     maps = torch.cat([residual.float(), weight.float()], 1)[0].permute(1, 2, 0).numpy()
-    box = cv2.warpAffine(np.ascontiguousarray(maps), Mt, (x1 - x0, y1 - y0),
-                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    box = cv2.warpAffine(
+        np.ascontiguousarray(maps),
+        Mt,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     a = box[..., 3:4]
     a = np.where(a < MIN_ALPHA, 0.0, np.minimum(a, 1.0)).astype(np.float32)
     touched = a[..., 0] > 0

@@ -69,8 +69,9 @@ class HeadView:
 
 
 @torch.no_grad()
-def rasterize_view(model: FaceModel, table: RegionTable, verts: torch.Tensor, focal: torch.Tensor,
-                   principal: torch.Tensor, size: int) -> HeadView:
+def rasterize_view(
+    model: FaceModel, table: RegionTable, verts: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor, size: int
+) -> HeadView:
     """Rasterize crop-frame ``verts`` (B,V,3) into ``size`` px views (back faces culled)."""
     faces = table.faces.to(verts.device)
     screen = project(verts.float(), focal, principal)
@@ -137,14 +138,16 @@ def region_onehot(region: torch.Tensor) -> torch.Tensor:
     return torch.stack([(r == k) for k in range(1, N_REGIONS + 1)], 1).float()
 
 
-def representation(textured: torch.Tensor, conf: torch.Tensor, view: HeadView, sh: torch.Tensor,
-                   warped: torch.Tensor) -> torch.Tensor:
+def representation(
+    textured: torch.Tensor, conf: torch.Tensor, view: HeadView, sh: torch.Tensor, warped: torch.Tensor
+) -> torch.Tensor:
     """rep(p) (B, :data:`REP_CHANNELS`, H, W) of an edited head ``view`` textured by ``textured`` with
     confidence ``conf``, lit by ``sh`` (B,9,3) in the crop frame, over the ``warped`` photo."""
     head = (view.region > 0)[:, None].float()
     shading = sh_shading(view.normal_map, sh.float().to(view.normal_map)) * head
-    return torch.cat([textured.float() * conf, conf, view.normal_map, shading, region_onehot(view.region),
-                      warped.float()], 1)
+    return torch.cat(
+        [textured.float() * conf, conf, view.normal_map, shading, region_onehot(view.region), warped.float()], 1
+    )
 
 
 def base_image(rep: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,134 @@
+"""The fill layer of one edit, drawn by a :class:`~faceeditor.edit.fill.FillProvider` and matched to
+the photo around it.
+
+The provider renders what the photo cannot supply (the far cheek from the mirrored texture, the
+mouth interior, an eyelid). Its colour and brightness never match the warped photo exactly (a
+texture unprojected under an estimated light, per-surface gains), and a pasted-on patch shows
+its outline. We clone it seamlessly: the provider also draws a thin ring *around* the pixels that
+need it, where the (warped, relit) photo is still used; the difference photo - fill on that ring
+is interpolated smoothly into the region (a membrane) and added to the fill. That is Poisson
+image editing's guided interpolation (Pérez et al. 2003, eq. 10: the fill keeps its gradients and
+meets the photo at the boundary) with the correction membrane interpolated by pull-push
+(:func:`faceeditor.edit.blendmap.push_pull`) instead of solving Laplace's equation, as in
+mean-value cloning (Farbman et al. 2009): ~1 ms on the work grid.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from faceeditor.core.camera import Camera
+from faceeditor.core.state import FaceState
+from faceeditor.edit import blendmap, tiles
+from faceeditor.edit.fill import FillProvider, FillRequest
+from faceeditor.edit.grid import Window
+from faceeditor.edit.maps import GridMaps
+
+MAX_FILL_PX = 768  # longest side of the fill layer's grid
+FILL_OVERSAMPLE = 2.0  # the fill layer is sampled at most this much finer than the work grid
+PREVIEW_MAX_SIDE = 1280  # outputs up to this size (GUI previews) draw the fill on the work grid
+RING_PX = 3  # fill-grid pixels around the needed region where fill and photo are compared
+RING_NEED = 1e-3  # the need passed to the provider on the ring (drawn there, never blended)
+MAX_SHIFT = 0.4  # largest colour correction (sRGB, 0..1) the membrane may add
+
+
+def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceState, grid: GridMaps,
+         face_ids: torch.Tensor, tri: torch.Tensor, skin: torch.Tensor) -> tuple[Window, np.ndarray]:
+    """The layer over the box of pixels needing fill, at output resolution (capped): its window and
+    a (grid_h, grid_w, 4) map of RGB (its skin matched to the photo, module docstring) and blend
+    weight. ``photo``: the output-size photo; ``face_ids``/``tri``: the compositor's rendered
+    triangles; ``skin`` (n_faces,) bool over ``model.faces``: the surfaces matched (the mouth
+    cavity, teeth and eyes keep their own colours: matched to the lips they would wash out)."""
+    win = grid.window
+    if max(camera.width, camera.height) <= PREVIEW_MAX_SIDE:
+        # preview-sized output: the fill shares the work grid and its rasterization
+        lw, need, ring = win, grid.need, RING_PX
+        ask = with_ring(need, ring)
+        req = FillRequest(win, camera, grid.head.verts, grid.head.normals, ask, grid.sh, state, grid.edit,
+                          fragments=grid.head.fragments)
+    else:
+        nw = win.sub(*tiles.bbox(grid.filled, pad=2 + RING_PX))
+        k = min(1.0, FILL_OVERSAMPLE * 0.5 * (win.kx + win.ky), MAX_FILL_PX / max(nw.w, nw.h))
+        lw = Window(nw.x0, nw.y0, nw.w, nw.h, max(1, round(nw.w * k)), max(1, round(nw.h * k)))
+        need = tiles.resample(win, grid.need, lw)
+        ring = max(1, round(RING_PX * lw.grid_w / max(1.0, nw.w * win.kx)))
+        ask = with_ring(need, ring)
+        req = FillRequest(lw, camera, grid.head.verts, grid.head.normals, ask, grid.sh, state, grid.edit,
+                          faces=fill_faces(grid, face_ids, tri))
+    layer = provider.fill(req)
+    reference = warped_photo(photo, grid, lw)
+    on_skin = skin_map(grid, skin)
+    if lw != win:
+        on_skin = tiles.resample(win, on_skin.astype(np.float32), lw) > 0.5
+    rgba = np.empty((lw.grid_h, lw.grid_w, 4), np.float32)
+    rgba[..., :3] = match_to_photo(layer.rgb, layer.confidence * on_skin, need * on_skin, reference, ring)
+    rgba[..., :3] = np.where(on_skin[..., None], rgba[..., :3], layer.rgb)
+    rgba[..., 3] = layer.confidence * need  # the blend weight
+    return lw, rgba
+
+
+def skin_map(grid: GridMaps, skin: torch.Tensor) -> np.ndarray:
+    """(grid_h, grid_w) bool on the work grid: the edited head shows a ``skin`` triangle there."""
+    win = grid.window
+    pix, face, _ = grid.head.fragments
+    out = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
+    out[pix] = skin[face]
+    return out.view(win.grid_h, win.grid_w).numpy()
+
+
+def with_ring(need: np.ndarray, ring_px: int) -> np.ndarray:
+    """``need`` with :data:`RING_NEED` on a ring of ``ring_px`` pixels around where it is > 0."""
+    inside = need > 1e-3
+    k = 2 * ring_px + 1
+    grown = cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    return np.where(inside, need, np.where(grown, RING_NEED, 0.0)).astype(np.float32)
+
+
+def match_to_photo(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray, reference: np.ndarray,
+                   ring_px: int = RING_PX) -> np.ndarray:
+    """The fill ``rgb`` (H,W,3) plus the membrane interpolating ``reference - rgb`` from the ring
+    of ``ring_px`` pixels (drawn by the provider, not needed) into the needed pixels (module docstring)."""
+    inside = need > 1e-3
+    ring = (confidence > 0.5) & ~inside & (with_ring(need, ring_px) > 0)
+    if not inside.any() or ring.sum() < 4:
+        return rgb
+    diff = np.where(ring[..., None], reference - rgb, 0.0).astype(np.float32)
+    membrane = blendmap.push_pull(diff, ring.astype(np.float32))
+    out = rgb + np.clip(membrane, -MAX_SHIFT, MAX_SHIFT) * inside[..., None]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def warped_photo(photo: np.ndarray, grid: GridMaps, lw: Window) -> np.ndarray:
+    """(grid_h, grid_w, 3) float32 in [0,1]: the moved and relit photo as the compositor draws it,
+    sampled on fill window ``lw``'s grid (area-reduced first, so a coarse grid does not alias)."""
+    win = grid.window
+    rows, cols = lw.slices
+    small = cv2.resize(photo[rows, cols], (lw.grid_w, lw.grid_h), interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32) * (1.0 / 255.0)
+    if grid.flow is not None and grid.moving.any():
+        flow = grid.flow if lw == win else tiles.resample(win, grid.flow, lw)
+        gx = np.arange(lw.grid_w, dtype=np.float32)[None, :] + flow[..., 0] * lw.kx
+        gy = np.arange(lw.grid_h, dtype=np.float32)[:, None] + flow[..., 1] * lw.ky
+        small = cv2.remap(small, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if grid.gain is not None:
+        gain = grid.gain if lw == win else tiles.resample(win, grid.gain, lw)
+        small = small * gain
+    return np.clip(small, 0.0, 1.0)
+
+
+def fill_faces(grid: GridMaps, face_ids: torch.Tensor, tri: torch.Tensor) -> torch.Tensor | None:
+    """Triangles (into model.faces) the fill may need: camera-facing, centred in or next to the
+    pixels needing it or their ring (a hint for providers that rasterize)."""
+    win = grid.window
+    s1, area1 = grid.head.screen, grid.head.area
+    if s1 is None:
+        return None
+    k = 2 * (RING_PX + 2) + 1
+    near = torch.as_tensor(cv2.dilate(grid.filled.astype(np.uint8), np.ones((k, k), np.uint8)) > 0)
+    c = s1[0][tri].mean(1)  # (F',3) centroids on the grid
+    cx, cy = c[:, 0].floor().long(), c[:, 1].floor().long()
+    ok = (area1 > 0) & (cx >= 0) & (cx < win.grid_w) & (cy >= 0) & (cy < win.grid_h)
+    ok[ok.clone()] = near[cy[ok], cx[ok]]
+    return face_ids[ok]

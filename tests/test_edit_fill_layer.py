@@ -1,0 +1,40 @@
+"""The fill layer meets the photo seamlessly: a membrane carries the ring's colour difference inside."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceeditor.edit.fill_layer import RING_NEED, match_to_photo, with_ring
+
+
+def test_ring_marks_the_pixels_around_the_need() -> None:
+    need = np.zeros((20, 20), np.float32)
+    need[8:12, 8:12] = 1.0
+    ask = with_ring(need, 2)
+    assert np.array_equal(ask[8:12, 8:12], need[8:12, 8:12])
+    assert np.isclose(ask[7, 9], RING_NEED) and np.isclose(ask[6, 9], RING_NEED) and ask[5, 9] == 0.0
+    assert ask[0, 0] == 0.0
+
+
+def test_membrane_removes_a_constant_colour_offset_and_keeps_the_fill_detail() -> None:
+    rng = np.random.default_rng(0)
+    photo = np.full((40, 40, 3), 0.5, np.float32) + rng.normal(0, 0.01, (40, 40, 3)).astype(np.float32)
+    detail = np.zeros((40, 40, 3), np.float32)
+    detail[18:22, 18:22] = 0.1  # something the fill draws that the photo does not show
+    fill = photo + np.float32(-0.2) + detail  # the fill is darker than the photo everywhere
+    need = np.zeros((40, 40), np.float32)
+    need[12:28, 12:28] = 1.0
+    conf = np.ones((40, 40), np.float32)
+    out = match_to_photo(fill, conf, need, photo)
+    inside = need > 0
+    assert abs(float((out - photo - detail)[inside].mean())) < 0.02  # the offset is gone
+    assert np.allclose(out[~inside], fill[~inside])  # nothing changes outside the needed pixels
+    d = out[18:22, 18:22] - out[14:16, 14:16].mean((0, 1))
+    assert np.allclose(d.mean(), 0.1, atol=0.02)  # the fill's own detail stays
+
+
+def test_without_a_ring_the_fill_is_unchanged() -> None:
+    fill = np.full((10, 10, 3), 0.3, np.float32)
+    need = np.ones((10, 10), np.float32)
+    out = match_to_photo(fill, np.ones((10, 10), np.float32), need, np.full((10, 10, 3), 0.9, np.float32))
+    assert np.array_equal(out, fill)
