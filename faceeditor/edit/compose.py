@@ -115,9 +115,12 @@ class MeshCompositor:
         self.face_ids = render_face_ids(model)
         self.tri = model.faces[self.face_ids]
         self.relight_tri = person_light.triangle_classes(model, self.face_ids)  # skin / head+neck / inner
-        # the fill draws the face, mouth and eyes; the ICT head/neck material (hair and collar in a
-        # photo) would be a flat band there: the warped photo covers it instead
-        self.fillable_tri = model.face_region[self.face_ids] != model.region_names.index("M_BackHead")
+        # the fill draws the face and mouth; the ICT head/neck material (hair and collar in a photo)
+        # would be a flat band there, and its plain eyeball a cartoon eye over a real one (a blink
+        # is drawn by :mod:`.eyes`): the warped photo covers those instead
+        keep_photo = [model.region_names.index(n) for n in ("M_BackHead", "M_ScleraLeft", "M_IrisLeft",
+                                                            "M_ScleraRight", "M_IrisRight")]
+        self.fillable_tri = ~torch.isin(model.face_region[self.face_ids], torch.tensor(keep_photo))
         self.tri_surface = surface_ids(model, self.face_ids)  # visibility test (flow.py)
         with torch.no_grad():
             self._expr_fit = np.asarray(state.expression, np.float32).reshape(-1)

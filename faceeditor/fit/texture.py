@@ -25,6 +25,8 @@ from faceeditor.render.sh import sh_shading
 
 PHOTO_TILES = ("M_Face", "M_BackHead")
 GRAZING_RAMP = 0.5  # texel weight ((n . view - min_facing) / GRAZING_RAMP)^2, clamped to [0, 1]
+SHADE_FLOOR = 0.5  # the albedo divides by at least this fraction of the median lit shading
+SHADOW_RAMP = 0.7  # texels whose shading is below this fraction of it lose weight (linearly)
 
 
 @dataclass
@@ -108,11 +110,20 @@ def unproject_texture(model: FaceModel, photo: torch.Tensor, verts: torch.Tensor
         grid = torch.stack([pix[:, 0] / W * 2 - 1, pix[:, 1] / H * 2 - 1], -1)
         colour = F.grid_sample(photo[None], grid[None, None], mode="bilinear", padding_mode="border",
                                align_corners=False)[0, :, 0].t()  # (N,3)
-        shade = sh_shading(n, sh[None].expand(len(n), 9, 3)).clamp(min=0.08)
+        shade = sh_shading(n, sh[None].expand(len(n), 9, 3))
+        # a low-order SH light misses real shadows: dividing by it there inflates the albedo (a
+        # shadowed cheek, mirrored onto the lit side or turned into the light, glows orange). The
+        # shading is floored at a fraction of the typical lit shading, and shadowed texels give
+        # way to their mirrored texel when that one was lit.
+        lit = shade[visible & (facing > 0.5)].mean(-1)
+        typical = float(lit.median()) if lit.numel() else 1.0
+        shade = torch.maximum(shade, shade.new_tensor(max(0.08, SHADE_FLOOR * typical)))
         albedo = (colour / shade).clamp(0, 1)
+        in_light = (shade.mean(-1) / max(typical * SHADOW_RAMP, 1e-6)).clamp(0, 1)
         # squared ramp: texels seen at a grazing angle (a fit a few pixels off samples hair, ear or
         # background there) give way to their mirrored texel when it was seen head-on
-        weight = torch.where(visible, ((facing - min_facing) / GRAZING_RAMP).clamp(0, 1) ** 2, torch.zeros_like(facing))
+        weight = torch.where(visible, ((facing - min_facing) / GRAZING_RAMP).clamp(0, 1) ** 2 * in_light,
+                             torch.zeros_like(facing))
         tile_rgb = np.zeros((tile, tile, 3), np.float32)
         tile_w = np.zeros((tile, tile), np.float32)
         r, c = tm.rows.cpu().numpy(), tm.cols.cpu().numpy()
