@@ -3,8 +3,6 @@ shaded off-white sclera, teeth hidden behind closed lips; the shaders compiled a
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -121,8 +119,10 @@ def test_materials_screenshot(engine, artifacts_dir):
     assert gr > 1.3 * gg and seen["teeth"].sum() > seen["gums"].sum(), f"gums {seen['gums']}, teeth {(r, g, b)}"
 
 
-def test_shaders_compiled_before_the_head(engine):
-    """After the warm-up the first head and texture draw without a long compile (llvmpipe)."""
+def test_warm_up_leaves_the_scene_as_it_was(engine):
+    """The shader warm-up (its effect on stalls is measured by ``bench gui``'s ``ui_stall_ms_max``)
+    draws off screen and restores the scene: no head, no texture; a head set afterwards draws, and
+    a warm-up once a head is shown does nothing."""
     from faceeditor.app.viewport import ImageViewport
     from faceeditor.edit.params import EditParams
 
@@ -130,19 +130,15 @@ def test_shaders_compiled_before_the_head(engine):
     head, tex = engine.head_mesh(st, EditParams()), engine.head_texture(st)
     vp = ImageViewport()
     vp.resize(300, 300)
-    if vp.render_frame() is None:
+    empty = vp.render_frame()
+    if empty is None:
         pytest.skip(vp.error)
     vp.scene.warm_up()
-    frame = min(_timed(vp.render_frame) for _ in range(2))
+    assert not vp.scene.has_mesh and vp.scene.mesh.texture is None
+    assert vp.render_frame() == empty  # nothing of the warm-up is left on screen (QImage equality)
     vp.set_texture(tex)
-    first = _timed(vp.render_frame)
     vp.set_mesh(head, 1)
-    first = max(first, _timed(vp.render_frame))
-    steady = min(_timed(vp.render_frame) for _ in range(3))
-    assert first < steady + frame + 60, f"first head frame {first:.0f} ms vs steady {steady:.0f} ms"
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3
+    shown = vp.render_frame()
+    assert shown != empty  # the head is drawn
+    vp.scene.warm_up()  # a head is shown: nothing happens
+    assert vp.scene.has_mesh and vp.render_frame() == shown

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from faceeditor.render.gl import SH_SHADING_GLSL
+
 SKIN, GUMS, TEETH, SCLERA, IRIS = 0.0, 1.0, 2.0, 3.0, 4.0
 MATERIAL_OF_REGION = {"M_GumsTongue": GUMS, "M_Teeth": TEETH, "M_ScleraLeft": SCLERA, "M_ScleraRight": SCLERA,
                       "M_IrisLeft": IRIS, "M_IrisRight": IRIS}
@@ -69,14 +71,7 @@ in vec3 v_tint;
 in vec3 v_base;
 in float v_gloss;
 out vec4 f_color;
-vec3 shading(vec3 n) {
-    // real SH basis, same order and constants as faceeditor/render/sh.py
-    return u_sh[0] * 0.28209479 + u_sh[1] * (0.48860251 * n.y) + u_sh[2] * (0.48860251 * n.z)
-         + u_sh[3] * (0.48860251 * n.x) + u_sh[4] * (1.09254843 * n.x * n.y)
-         + u_sh[5] * (1.09254843 * n.y * n.z) + u_sh[6] * (0.31539157 * (3.0 * n.z * n.z - 1.0))
-         + u_sh[7] * (1.09254843 * n.x * n.z) + u_sh[8] * (0.54627422 * (n.x * n.x - n.y * n.y));
-}
-void main() {
+@SH_SHADING@void main() {
     vec3 tex = u_use_tex ? texture(u_tex, v_uv).rgb : vec3(0.72, 0.55, 0.45);
     vec3 c = (tex * v_tint.x + v_base) * v_tint.y;
     if (u_use_light) {
@@ -90,7 +85,7 @@ void main() {
     }
     f_color = vec4(c, 1.0);
 }
-"""
+""".replace("@SH_SHADING@", SH_SHADING_GLSL)
 
 
 def light_uniform(sh: np.ndarray | None) -> tuple[float, float, float, float]:

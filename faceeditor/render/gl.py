@@ -33,6 +33,16 @@ void main() {
 }
 """
 
+SH_SHADING_GLSL = """
+vec3 shading(vec3 n) {
+    // real SH basis, same order and constants as faceeditor/render/sh.py
+    return u_sh[0] * 0.28209479 + u_sh[1] * (0.48860251 * n.y) + u_sh[2] * (0.48860251 * n.z)
+         + u_sh[3] * (0.48860251 * n.x) + u_sh[4] * (1.09254843 * n.x * n.y)
+         + u_sh[5] * (1.09254843 * n.y * n.z) + u_sh[6] * (0.31539157 * (3.0 * n.z * n.z - 1.0))
+         + u_sh[7] * (1.09254843 * n.x * n.z) + u_sh[8] * (0.54627422 * (n.x * n.x - n.y * n.y));
+}
+"""  # the real SH irradiance of normal n (shared by every shader that shades a head)
+
 FRAGMENT_SHADER = """
 #version 330
 uniform sampler2D u_tex;
@@ -43,19 +53,12 @@ in vec3 v_normal;
 in vec3 v_color;
 in vec2 v_uv;
 out vec4 f_color;
-vec3 shading(vec3 n) {
-    // real SH basis, same order and constants as faceeditor/render/sh.py
-    return u_sh[0] * 0.28209479 + u_sh[1] * (0.48860251 * n.y) + u_sh[2] * (0.48860251 * n.z)
-         + u_sh[3] * (0.48860251 * n.x) + u_sh[4] * (1.09254843 * n.x * n.y)
-         + u_sh[5] * (1.09254843 * n.y * n.z) + u_sh[6] * (0.31539157 * (3.0 * n.z * n.z - 1.0))
-         + u_sh[7] * (1.09254843 * n.x * n.z) + u_sh[8] * (0.54627422 * (n.x * n.x - n.y * n.y));
-}
-void main() {
+@SH_SHADING@void main() {
     vec3 albedo = u_use_tex ? texture(u_tex, v_uv).rgb : v_color;
     vec3 c = u_use_light ? albedo * shading(normalize(v_normal)) : albedo;
     f_color = vec4(c, 1.0);
 }
-"""
+""".replace("@SH_SHADING@", SH_SHADING_GLSL)
 
 WIRE_FRAGMENT_SHADER = """
 #version 330
@@ -84,7 +87,7 @@ class MeshBuffers:
     @staticmethod
     def from_mesh(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray | None = None,
                   colors: np.ndarray | None = None, uvs: np.ndarray | None = None,
-                  faces_uv: np.ndarray | None = None) -> "MeshBuffers":
+                  faces_uv: np.ndarray | None = None) -> MeshBuffers:
         corners = np.asarray(faces).reshape(-1)
         pos = np.asarray(vertices, np.float32)[corners]
         nrm = np.asarray(normals, np.float32)[corners] if normals is not None else np.zeros_like(pos)
