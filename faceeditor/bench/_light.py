@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass
 
@@ -11,7 +12,9 @@ import numpy as np
 import torch
 
 from faceeditor.bench import _judges as J
+from faceeditor.bench import _personal
 from faceeditor.bench import _realism as R
+from faceeditor.core.atomic import atomic_write_text
 from faceeditor.core.device import configure_threads
 from faceeditor.core.errors import FaceEditorError
 from faceeditor.edit.compose import MeshCompositor
@@ -239,9 +242,12 @@ def measure(args: argparse.Namespace) -> dict:
             if sheet.shape[0] > 1024:
                 sheet = J.contact_sheet(tiles, height=1024)
             save_image(folder / f"{len(rows):03d}_{photo.path.stem}.png", sheet)
+        personal = _personal.measure(judges, args.data, getattr(args, "personal_n", 0), args.seed)
     finally:
         judges.close()
     R.write_rows(folder / "photos.json", done, {"mesh": rows})
+    atomic_write_text(folder / "personal.json", json.dumps(personal.pop("personal_rows"), indent=2) + "\n")
     out = summarize(rows)
+    out.update(personal)
     out["sheets"] = str(folder)
     return out

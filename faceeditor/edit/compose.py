@@ -95,7 +95,7 @@ class MeshCompositor:
 
     def __init__(self, photo: np.ndarray, state: FaceState, model: FaceModel, fill: FillProvider | None = None,
                  max_work_px: int = MAX_WORK_PX, min_work_px: int = MIN_WORK_PX, layered: bool = False,
-                 person_mask: np.ndarray | None = None) -> None:
+                 person_mask: np.ndarray | None = None, shading_ratio: maps.ShadingRatio | None = None) -> None:
         """``layered``: draw the moved person over an inpainted background (:mod:`.layers`) rather
         than warping the whole photo (off by default: on 30 LFW reenactment pairs it removed the
         background streaks but left hard hairline edges, and the ghost faces come from the fill); ``person_mask``: the photo's person alpha (any size, float in
@@ -140,6 +140,7 @@ class MeshCompositor:
         self._person = person_mask
         self._layers: dict[tuple[int, int], PortraitLayers] = {}
         self._tex_conf: tuple[torch.Tensor, ...] | None = None  # texture confidence, UVs, photo-textured triangles
+        self.shading_ratio = shading_ratio  # optional: a renderer's own shading ratio on the face (:data:`maps.ShadingRatio`)
 
     # ------------------------------------------------------------------ caches
     def output_size(self, scale: float) -> tuple[int, int]:
@@ -368,8 +369,9 @@ class MeshCompositor:
                                          ~self.fillable_tri)
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
+            own = None if self.shading_ratio is None else self.shading_ratio(src, head, edit, win)
             gain, lit = maps.relight_gain(src, self._person_shading(view), self.relight_tri, self.state.sh, sh_new,
-                                          win, flow)
+                                          win, flow, own)
         need = maps.fill_need(src, covered, win, self.fillable_tri)
         return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3)
 

@@ -15,6 +15,7 @@ From the backward correspondence of the edited head's grid pixels (:class:`~face
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -59,6 +60,12 @@ class GridMaps:
     lit: np.ndarray  # (H,W) bool: the gain differs from 1
     need: np.ndarray  # (H,W) float32 fill need in [0,1]
     filled: np.ndarray  # (H,W) bool: need > 1e-3, pixels the fill layer is blended into
+
+
+# (edited head's sources, the edited head, the edit, the work window) -> (luminance log shading
+# ratio new/fitted (H,W), blend weight (H,W) in [0,1]) or None: a renderer's own shading model
+# (the Personal renderer's Blinn-Phong + learned shadows) in place of the SH ratio where blend is 1
+ShadingRatio = Callable[[Sources, "EditedHead", EditParams, Window], "tuple[np.ndarray, np.ndarray] | None"]
 
 
 def coverage(src: Sources, win: Window) -> np.ndarray:
@@ -124,15 +131,20 @@ def relight_gain(
     sh_new: np.ndarray,
     win: Window,
     flow: np.ndarray | None = None,
+    own: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The relight gain (H,W,3) on the whole person and where it is not 1 (H,W): the luminance
     shading ratio of ``sh_new`` to ``sh_fit`` (:mod:`faceeditor.edit.relight`, the same factor on
     every channel, times the light's tint if its colour changed) over the head and the person
-    around it (:func:`faceeditor.edit.person_light.log_ratio_map`). ``person``: the window's
+    around it (:func:`faceeditor.edit.person_light.log_ratio_map`); ``own`` = (log ratio, blend) (H,W)
+    from a :data:`ShadingRatio` replaces it where blend is 1 (a renderer's own light model on the
+    face; the colour stays the light change's tint). ``person``: the window's
     :func:`~faceeditor.edit.person_light.prepare`; ``classes`` (F',) over the rendered triangles
     (:func:`~faceeditor.edit.person_light.triangle_classes`); ``flow`` the edit's backward flow."""
     change = relight.light_change(sh_fit, sh_new)
     L, weight = person_light.log_ratio_map(person, src, classes, change, win, flow)
+    if own is not None:
+        L = L + own[1] * (own[0] - L)
     gain = relight.gain_map(L, weight, change.tint)
     lit = np.abs(gain - 1.0).max(axis=2) > 1e-4
     return gain, lit

@@ -24,7 +24,7 @@ from faceeditor.core.errors import EditValueError, ParamsFileError
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.presets import macro_weights
 
-RENDERERS = ("mesh", "neural", "photo-neural")
+RENDERERS = ("mesh", "neural", "photo-neural", "personal")
 
 
 def check_number(field: str, value: object, lo: float = -math.inf, hi: float = math.inf) -> float:

@@ -4,6 +4,10 @@
 * ``"neural"``: :class:`~faceeditor.neural.renderer.NeuralRenderer`, the same compositor with the
   GAR renderer G as its fill layer; the face is inverted first when its state has no latent code
   for the shipped G (:func:`faceeditor.neural.invert.invert`, seconds on a CPU).
+* ``"personal"``: :class:`~faceeditor.neural.personal_renderer.PersonalRenderer`, the compositor
+  relit by the person's Personal model (paper 001; ``personal=`` a fitted or loaded
+  :class:`~faceeditor.neural.personal.PersonalModel`, else fitted on the photo alone, seconds).
+  Not listed by :func:`available_renderers` either.
 * ``"photo-neural"``: :class:`~faceeditor.neural.photo_renderer.PhotoNeuralRenderer`, the
   compositor's edit redrawn feed-forward by the photo-conditioned G_p (no inversion); needs
   ``resources/photo_g.pt`` or ``$FACEEDITOR_PHOTO_G``. Not listed by :func:`available_renderers`
@@ -33,6 +37,8 @@ from faceeditor.morphable import load_face_model
 from faceeditor.morphable.model import FaceModel
 from faceeditor.neural.gar_nets import GarNets, load_gar
 from faceeditor.neural.gar_nets import available as neural_available
+from faceeditor.neural.personal import PersonalModel, photo_key
+from faceeditor.neural.personal_renderer import PersonalRenderer
 from faceeditor.neural.photo_g import PhotoG
 from faceeditor.neural.photo_renderer import PhotoNeuralRenderer, load_photo_g
 from faceeditor.neural.renderer import NeuralRenderer
@@ -68,6 +74,8 @@ def make_renderer(kind: str, photo: np.ndarray, state: FaceState, model: FaceMod
         return MeshCompositor(photo, state, model, **kw)
     if kind == "photo-neural":
         return PhotoNeuralRenderer(photo, state, model, G=kw.pop("photo_g", None), **kw)
+    if kind == "personal":
+        return PersonalRenderer(photo, state, model, personal=kw.pop("personal", None), progress=progress, **kw)
     if nets is None:
         ok, why = available_renderers()["neural"]
         if not ok:
@@ -85,6 +93,7 @@ class RendererFactory:
         self._nets = nets
         self._photo_g = photo_g
         self._lock = threading.Lock()
+        self._personal: dict[str, PersonalModel] = {}  # Personal models by photo (:func:`photo_key`)
 
     def photo_g(self) -> PhotoG:
         """The photo-conditioned renderer G_p, loaded once (raises RendererUnavailableError when untrained)."""
@@ -109,4 +118,11 @@ class RendererFactory:
             kw.setdefault("nets", self.neural_nets())
         if kind == "photo-neural":
             kw.setdefault("photo_g", self.photo_g())
+        if kind == "personal":  # fitted once per photo, shared by its preview and full-size renderers
+            key = photo_key(photo)
+            kw.setdefault("personal", self._personal.get(key))
+            renderer = make_renderer(kind, photo, state, self.model, preview=preview, progress=progress, **kw)
+            with self._lock:
+                self._personal[key] = renderer.personal
+            return renderer
         return make_renderer(kind, photo, state, self.model, preview=preview, progress=progress, **kw)

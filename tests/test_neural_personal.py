@@ -1,0 +1,159 @@
+"""The Personal renderer (paper 001): Blinn-Phong against an analytic sphere, RAdam recovering a known
+light, save/load, the ``"personal"`` photo renderer, cancel. Tiny sizes and few steps throughout."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from faceeditor.core.errors import Cancelled
+from faceeditor.edit.light import LightParams
+from faceeditor.edit.params import EditParams
+from faceeditor.neural.personal import PersonalConfig, PersonalLight, PersonalModel, Surface
+from faceeditor.neural.personal_fit import Target, psnr_db, run_stages
+from faceeditor.render.blinn_phong import blinn_phong, shadow_visibility
+from faceeditor.render.interpolate import interpolate_packed
+from faceeditor.render.primitives import uv_sphere
+from faceeditor.render.raster import rasterize
+
+TINY = PersonalConfig(texture_px=16, normal_px=8, fourier=2, hidden=16, crop=48, steps=(4, 4, 4, 4),
+                      shadow_px=32, blur_px=2.0)
+
+
+def test_blinn_phong_sphere_lit_head_on_matches_the_analytic_profile() -> None:
+    """Light and view along +z on a unit sphere: n.l = n.h = cos(theta), so
+    I = c (rho_d (ka + kd cos) + rho_s ks cos^alpha)."""
+    theta = torch.linspace(0.0, 1.4, 15)
+    n = torch.stack([torch.sin(theta), torch.zeros_like(theta), torch.cos(theta)], -1)
+    e = torch.tensor([0.0, 0.0, 1.0]).expand(15, 3)
+    l = torch.tensor([0.0, 0.0, 1.0])
+    rho_d, rho_s = torch.full((15, 3), 0.5), torch.full((15, 1), 0.8)
+    colour = torch.tensor([1.0, 0.9, 0.8])
+    got = blinn_phong(n, e, l, rho_d, rho_s, colour, torch.tensor(0.2), torch.tensor(0.7), torch.tensor(0.3),
+                      torch.tensor(20.0))
+    c = torch.cos(theta)
+    facing = (c * 10.0).clamp(0, 1)
+    want = colour * (0.5 * (0.2 + 0.7 * c) + 0.8 * 0.3 * c.pow(20.0) * facing)[:, None]
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert got[0, 0] > got[7, 0] > got[-1, 0]  # brightest where the sphere faces the light
+
+
+def test_shadow_map_sees_the_far_side_of_a_sphere_in_shadow() -> None:
+    v, f = uv_sphere(16, 32, 5.0)
+    pts = torch.tensor([[0.0, 0.0, 5.0], [0.0, 0.0, -5.0], [5.0, 0.0, 0.0]])
+    vis = shadow_visibility(v, f, pts, F.normalize(pts, dim=-1), torch.tensor([0.0, 0.0, 1.0]), size=64)
+    assert vis[0] > 0.9 and vis[1] < 0.1  # the lit pole and the one behind the sphere
+
+
+def _sphere_target(size: int = 40) -> Target:
+    """A unit-ish sphere (radius 8 cm, 40 cm in front of the camera) as a fit target (image filled later)."""
+    v, f = uv_sphere(24, 48, 8.0)
+    vc = v + torch.tensor([0.0, 0.0, -40.0])
+    focal = size * 2.0
+    x = size / 2 + focal * vc[:, 0] / 40.0
+    y = size / 2 - focal * vc[:, 1] / 40.0
+    frags = rasterize(torch.stack([x, y, -vc[:, 2]], -1)[None], f, size, size)
+    zero = torch.zeros_like(frags.face)
+    p = interpolate_packed(vc, f, frags.face, frags.bary, zero)
+    pm = p - torch.tensor([0.0, 0.0, -40.0])
+    n = F.normalize(pm, dim=-1)
+    uv = torch.stack([0.5 + 0.5 * n[:, 0], 0.5 + 0.5 * n[:, 1]], -1)
+    mask = torch.zeros(size * size)
+    mask[frags.pix] = 1.0
+    s = Surface(uv, pm, n, torch.eye(3), p)
+    return Target(torch.zeros(3, size, size), mask.view(size, size), frags.pix, s, vc, f)
+
+
+def test_radam_recovers_a_known_light_direction_and_colour() -> None:
+    torch.manual_seed(0)
+    t = _sphere_target()
+    truth = PersonalLight(tuple(F.normalize(torch.tensor([0.5, 0.3, 0.8]), dim=0).tolist()), (1.2, 1.0, 0.8),
+                          0.25, 0.8, 0.2, 24.0)
+    ref = PersonalModel(TINY, 1)
+    ref.use_net = False
+    with torch.no_grad():
+        ref.tex_d.fill_(0.6)
+        light = PersonalModel.as_tensors(truth)
+        t.surface.vis_geo = shadow_visibility(t.verts_cam, t.faces, t.surface.x_cam, t.surface.n_model,
+                                              light["direction"], TINY.shadow_px)
+        t.image.view(3, -1)[:, t.pix] = ref.shade(t.surface, PersonalModel.as_tensors(truth)).t()
+    fit = PersonalModel(TINY, 1)
+    fit.use_net = False
+    with torch.no_grad():
+        fit.tex_d.fill_(0.6)
+        fit.tex_s.copy_(ref.tex_s)
+    fit.set_light(0, PersonalLight((0.0, 0.0, 1.0), (1.0, 1.0, 1.0), 0.3, 0.6, 0.2, 24.0))
+    cfg = PersonalConfig(**{**TINY.to_dict(), "steps": (0, 0, 0, 0), "lr": 0.03, "blur_px": 0.0})
+    fit.config = cfg
+    run_stages(fit, [t], [0], [("light", 200)])
+    got = fit.light(0)
+    angle = math.degrees(math.acos(min(1.0, float(np.dot(got.direction, truth.direction)))))
+    assert angle < 3.0, got
+    col = np.asarray(got.colour) * got.kd
+    want = np.asarray(truth.colour) * truth.kd
+    np.testing.assert_allclose(col / col.mean(), want / want.mean(), atol=0.03)
+    assert psnr_db(fit, t, 0) > 35.0
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    net = PersonalModel(TINY, 2)
+    net.keys = ["a" * 40, "b" * 40]
+    net.set_light(1, PersonalLight((0.6, 0.0, 0.8), (1.1, 1.0, 0.9), 0.3, 0.5, 0.1, 12.0))
+    with torch.no_grad():
+        net.tex_d.uniform_(0, 1)
+        net.net.mlp[-1].bias.fill_(1.5)
+    net.save(tmp_path / "p", {"files": ["x.jpg", "y.jpg"]})
+    got = PersonalModel.load(tmp_path / "p")
+    assert got.keys == net.keys and got.config == net.config
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(got.state_dict()[k], v)
+    assert got.light(1) == net.light(1)
+
+
+def test_cancel_raises_cancelled() -> None:
+    t = _sphere_target(24)
+    net = PersonalModel(TINY, 1)
+    with pytest.raises(Cancelled):
+        run_stages(net, [t], [0], [("normals", 5)], progress=lambda stage, frac, loss: frac < 0.3)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    from faceeditor.edit.scene import synthetic_photo
+    from faceeditor.morphable import default_model_path, load_face_model
+
+    if not default_model_path().is_file():
+        pytest.skip("resources/face_model.npz missing")
+    model = load_face_model("cpu")
+    return model, synthetic_photo(model, seed=5, size=(160, 160))
+
+
+def test_personal_renderer_relights_the_face_and_leaves_far_pixels_exact(scene) -> None:
+    from faceeditor.jobs.renderers import RendererFactory
+
+    model, sc = scene
+    factory = RendererFactory(model)
+    person = np.zeros(sc.photo.shape[:2], np.float32)  # no person beyond the face: only the face is relit
+    r = factory.make("personal", sc.photo, sc.state, config=TINY, person_mask=person)
+    assert r.name == "personal"
+    base = r.comp.photo_light
+    edit = EditParams(light=LightParams(-60.0, 10.0, base.intensity, base.ambient, base.temperature))
+    out = r.render(edit)
+    assert out.dtype == np.uint8 and out.shape == sc.photo.shape
+    assert np.abs(out.astype(int) - sc.photo).max() > 5  # it relit something
+    frags = rasterize(sc.state.camera().project(r.comp.v_src), r.comp.tri, *sc.photo.shape[:2])
+    head = np.zeros(sc.photo.shape[0] * sc.photo.shape[1], np.uint8)
+    head[frags.pix.numpy()] = 1
+    near = cv2.dilate(head.reshape(sc.photo.shape[:2]), np.ones((15, 15), np.uint8)) > 0
+    assert (~near).sum() > 1000
+    assert np.array_equal(out[~near], sc.photo[~near])
+    assert np.array_equal(r.render(EditParams()), sc.photo)  # a zero edit is the photo
+    with pytest.raises(Cancelled):
+        r.render(edit, cancel=lambda: True)
+    again = factory.make("personal", sc.photo, sc.state, preview=True, person_mask=person)
+    assert again.personal is r.personal  # fitted once per photo
