@@ -18,7 +18,9 @@ best gives B's SH), and the edit is compared with the real B. Keys (the issue's 
   changed, over the same band in A (:func:`faceeditor.bench._judges.seam_ratio`);
 * ``sharpness_ratio_median``: Laplacian variance in the face (per unit of the face's luma variance,
   so that relighting does not read as detail), edit / A, on pairs with |dyaw| < 10;
-* ``render_ms_median``: one full-resolution render;
+* ``render_ms_median``: one full-resolution render by a renderer already set up for the photo
+  (``first_render_ms_median``: the first one, which also segments the photo, matches the fill's
+  colours and prepares the relight maps);
 * extra: ``incoherence_median`` (and ``_dyaw20_median``): :func:`faceeditor.bench._judges.incoherence`,
   the artifact metric that separates edits labelled broken/clean by eye (``bench artifacts``: ROC
   AUC 0.93; ``seam_ratio``'s is 0.60, 0.47 within edits of one size: do not trust it alone).
