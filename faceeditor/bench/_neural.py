@@ -152,12 +152,15 @@ def measure(args: argparse.Namespace) -> dict:
     detector = FaceDetector()
     readings: dict[str, list[dict[str, np.ndarray]]] = {a: [] for a in ATTRIBUTES}
     faces: list[CropFace] = []
+    first = None
     for i in rng.permutation(len(files)):
         if len(faces) >= args.n:
             break
-        face = _fit(files[i], detector, model, table)
-        if face is None:
+        fitted = _fit(files[i], detector, model)
+        if fitted is None:
             continue
+        first = first or fitted
+        face = crop_face(model, table, *fitted, size=int(G.arch.get("size", 256)))
         faces.append(face)
         for attr in ATTRIBUTES:
             for _ in range(args.sets):
@@ -173,7 +176,7 @@ def measure(args: argparse.Namespace) -> dict:
     if not faces:
         raise FaceEditorError("no usable face in the photos")
     out = {k: round(v, 4) for k, v in disentanglement(readings).items()}
-    out.update(timing(G, model, table, faces[0]))
+    out.update(timing(G, model, table, crop_face(model, table, *first, size=256)))
     out["photos"] = len(faces)
     out["threads"] = torch.get_num_threads()
     return out
@@ -206,7 +209,8 @@ def timing(G: PhotoG, model: FaceModel, table: RegionTable, face: CropFace) -> d
     }
 
 
-def _fit(path, detector: FaceDetector, model: FaceModel, table: RegionTable) -> CropFace | None:
+def _fit(path, detector: FaceDetector, model: FaceModel) -> tuple[np.ndarray, object] | None:
+    """(photo, fitted state of its largest face), None when it has no usable face."""
     try:
         rgb = load_rgb(path)
         faces = [f for f in detector.detect(rgb) if f.landmarks is not None]
@@ -215,4 +219,4 @@ def _fit(path, detector: FaceDetector, model: FaceModel, table: RegionTable) -> 
         state = fit_photo(rgb, face_index=0, faces=faces[:1], model=model, detector=detector)[0]
     except FaceEditorError:
         return None
-    return crop_face(model, table, rgb, state)
+    return rgb, state

@@ -53,6 +53,7 @@ class PhotoGConfig:
     nim_hidden: int = 16
     noise: bool = True  # per-layer noise (detail only; zero at inference by default)
     unshuffle: int = 2  # E_r reads rep space-to-depth by this factor; the output is depth-to-space'd back
+    size: int = 256  # the crop size it was trained at: renderers work at it (any multiple of ``multiple`` runs)
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -147,13 +148,16 @@ class PhotoG(nn.Module):
         nim_hidden: int = PhotoGConfig.nim_hidden,
         noise: bool = PhotoGConfig.noise,
         unshuffle: int = PhotoGConfig.unshuffle,
+        size: int = PhotoGConfig.size,
         cin: int = REP_CHANNELS,
     ) -> None:
         super().__init__()
         widths, inject, extra = tuple(widths), tuple(inject), tuple(extra_layers)
         if not len(widths) == len(inject) == len(extra):
             raise ValueError("widths, inject and extra_layers need one entry per resolution")
-        self.arch = {**asdict(PhotoGConfig(widths, inject, extra, w_dim, nim_hidden, noise, unshuffle)), "cin": cin}
+        cfg = PhotoGConfig(widths, inject, extra, w_dim, nim_hidden, noise, unshuffle, size)
+        self.arch = {**asdict(cfg), "cin": cin}
+        self.size = size
         self.levels = len(widths)
         self.use_noise = noise
         self.k = int(unshuffle)

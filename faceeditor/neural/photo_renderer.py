@@ -4,7 +4,7 @@ Per render (feed-forward, no inversion):
 
 1. the mesh compositor (:class:`~faceeditor.edit.compose.MeshCompositor`) warps, relights and
    fills the photo for the edit: the warped photo layers ``M`` (a zero edit returns the photo);
-2. in the face's aligned crop (:func:`faceeditor.neural.crop.crop_view`, ``size`` px) the edited
+2. in the face's aligned crop (:func:`faceeditor.neural.crop.crop_view`, at the size G_p was trained at) the edited
    head is rasterized, each pixel looks up the fitted view (:func:`~faceeditor.neural.photo_rep.correspondence`)
    for its confidence, and rep(p) is built with ``M``'s crop as both the (relit) texture and the
    warped photo, the edited normals, the target light's SH shading and the regions;
@@ -77,7 +77,7 @@ class PhotoNeuralRenderer:
         state: FaceState,
         model: FaceModel,
         G: PhotoG | None = None,
-        size: int = CROP_PX,
+        size: int | None = None,
         mesh: MeshCompositor | None = None,
         bf16: bool = True,
         **kw,
@@ -86,13 +86,13 @@ class PhotoNeuralRenderer:
         self.model, self.state = self.mesh.model, state
         self.G = G if G is not None else load_photo_g()
         self.bf16 = bf16
-        self.size = size
-        self.view = crop_view(state, size)
+        self.size = int(size or self.G.arch.get("size", CROP_PX))
+        self.view = crop_view(state, self.size)
         self.table = RegionTable.of(self.model)
         self._focal = torch.tensor([float(self.view.camera.focal_px)])
         self._principal = torch.tensor([self.view.camera.principal], dtype=torch.float32)
         src = self.view.to_crop(fitted_vertices(self.model, state))
-        self.src: HeadView = rasterize_view(self.model, self.table, src, self._focal, self._principal, size)
+        self.src: HeadView = rasterize_view(self.model, self.table, src, self._focal, self._principal, self.size)
 
     def crop_matrix(self, scale: float) -> np.ndarray:
         """(2,3) output-image pixels at ``scale`` -> crop pixels."""
