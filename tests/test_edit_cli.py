@@ -105,6 +105,13 @@ def test_edit_errors(tmp_path, scenes, fake_fitter, capsys) -> None:
     assert "unknown expression" in capsys.readouterr().err
     assert main(["edit", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"), "--yaw", "5"]) == 2
     assert main(["edit", str(src), "-o", str(tmp_path / "nodir" / "o.png"), "--yaw", "5"]) == 2
+    capsys.readouterr()
+    blank = tmp_path / "blank.png"
+    save_image(blank, np.zeros((64, 64, 3), np.uint8))
+    assert main(["edit", str(blank), "-o", str(tmp_path / "o.png"), "--yaw", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "blank.png" in err and "no face" in err and "Traceback" not in err  # the message names the photo
+    assert not (tmp_path / "o.png").exists()
 
 
 # --------------------------------------------------------------------------- batch

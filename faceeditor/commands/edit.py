@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from faceeditor.core.atomic import atomic_write_text
-from faceeditor.core.errors import FaceEditorError
+from faceeditor.core.errors import FaceEditorError, FaceTooSmallError, NoFaceError
 from faceeditor.edit.args import add_edit_arguments, base_edit
 
 NAME = "edit"
@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
         raise FaceEditorError(f"{args.output} is the input photo; pass --force to overwrite it")
     if not args.output.parent.is_dir():
         raise FaceEditorError(f"folder {args.output.parent} does not exist")
-    res = edit_file(args.photo, args.output, base, args, face, args.quality)
+    try:
+        res = edit_file(args.photo, args.output, base, args, face, args.quality)
+    except (NoFaceError, FaceTooSmallError) as exc:  # name the photo, as batch and fit do
+        raise type(exc)(f"{args.photo}: {exc}") from None
     w, h = res.size
     print(f"{args.photo}: {w}x{h}, {res.faces} face(s) edited (fit {res.fit_ms:.0f} ms, render {res.render_ms:.0f} ms)")
     if args.save_params is not None and res.edits:
