@@ -34,3 +34,22 @@ def artifacts_dir() -> Path:
 @pytest.fixture
 def rng() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+# ---------------------------------------------------------------- window tests (Qt and torch imported lazily)
+@pytest.fixture(scope="module")
+def app():
+    """The QApplication of a window test module."""
+    from faceeditor.app.main import create_application
+
+    return create_application()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """One window engine (1 torch thread) per test module; the thread count is restored after."""
+    from faceeditor.app.engine import Engine
+
+    before = torch.get_num_threads()
+    yield Engine(threads=1)
+    torch.set_num_threads(before)

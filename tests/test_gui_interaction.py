@@ -16,24 +16,6 @@ import pytest
 pytest.importorskip("PySide6")
 
 
-@pytest.fixture(scope="module")
-def app():
-    from faceeditor.app.main import create_application
-
-    return create_application()
-
-
-@pytest.fixture(scope="module")
-def engine():
-    import torch
-
-    from faceeditor.app.engine import Engine
-
-    before = torch.get_num_threads()
-    yield Engine(threads=1)
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def win(app, engine, tmp_path, monkeypatch):
     from faceeditor.app.driver import Driver

@@ -15,24 +15,6 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
 
-@pytest.fixture(scope="module")
-def app():
-    from faceeditor.app.main import create_application
-
-    return create_application()
-
-
-@pytest.fixture(scope="module")
-def engine():
-    import torch
-
-    from faceeditor.app.engine import Engine
-
-    before = torch.get_num_threads()
-    yield Engine(threads=1)
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def win(app, engine, tmp_path, monkeypatch):
     from faceeditor.app.driver import Driver
