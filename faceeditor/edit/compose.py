@@ -115,12 +115,16 @@ class MeshCompositor:
         self.face_ids = render_face_ids(model)
         self.tri = model.faces[self.face_ids]
         self.relight_tri = person_light.triangle_classes(model, self.face_ids)  # skin / head+neck / inner
+        self.skin_faces = torch.zeros(model.faces.shape[0], dtype=torch.bool)  # over model.faces: the fill's
+        self.skin_faces[self.face_ids] = self.relight_tri == person_light.TRI_SKIN  # colour-matched surfaces
         # the fill draws the face and mouth; the ICT head/neck material (hair and collar in a photo)
         # would be a flat band there, and its plain eyeball a cartoon eye over a real one (a blink
         # is drawn by :mod:`.eyes`): the warped photo covers those instead
         keep_photo = [model.region_names.index(n) for n in ("M_BackHead", "M_ScleraLeft", "M_IrisLeft",
                                                             "M_ScleraRight", "M_IrisRight")]
         self.fillable_tri = ~torch.isin(model.face_region[self.face_ids], torch.tensor(keep_photo))
+        # scalp and neck (hair and collar in a photo): unseen, they take their seen neighbours' flow
+        self.scalp_tri = model.face_region[self.face_ids] == model.region_names.index("M_BackHead")
         self.tri_surface = surface_ids(model, self.face_ids)  # visibility test (flow.py)
         with torch.no_grad():
             self._expr_fit = np.asarray(state.expression, np.float32).reshape(-1)
@@ -366,7 +370,7 @@ class MeshCompositor:
         flow, moving = None, np.zeros((win.grid_h, win.grid_w), bool)
         if moving_px:
             flow, moving = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px, view.taper,
-                                         ~self.fillable_tri)
+                                         self.scalp_tri)
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
             own = None if self.shading_ratio is None else self.shading_ratio(src, head, edit, win)
@@ -433,7 +437,5 @@ class MeshCompositor:
 
     def _fill_layer(self, view: _ScaleView, grid: GridMaps) -> tuple[Window, np.ndarray]:
         """The fill provider's layer matched to the photo (:func:`fill_layer.draw`)."""
-        skin = torch.zeros(self.model.faces.shape[0], dtype=torch.bool)
-        skin[self.face_ids] = self.relight_tri == person_light.TRI_SKIN
         return fill_layer.draw(self._fill_provider(view), view.photo, view.camera, self.state, grid, self.face_ids,
-                               self.tri, skin)
+                               self.tri, self.skin_faces)

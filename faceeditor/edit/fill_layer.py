@@ -58,13 +58,16 @@ def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceS
         req = FillRequest(lw, camera, grid.head.verts, grid.head.normals, ask, grid.sh, state, grid.edit,
                           faces=fill_faces(grid, face_ids, tri))
     layer = provider.fill(req)
-    reference = warped_photo(photo, grid, lw)
     on_skin = skin_map(grid, skin)
     if lw != win:
         on_skin = tiles.resample(win, on_skin.astype(np.float32), lw) > 0.5
     rgba = np.empty((lw.grid_h, lw.grid_w, 4), np.float32)
-    rgba[..., :3] = match_to_photo(layer.rgb, layer.confidence * on_skin, need * on_skin, reference, ring)
-    rgba[..., :3] = np.where(on_skin[..., None], rgba[..., :3], layer.rgb)
+    skin_need = need * on_skin
+    if (skin_need > 1e-3).any():  # the membrane changes only these pixels (the mouth and eyes keep the fill's)
+        reference = warped_photo(photo, grid, lw)
+        rgba[..., :3] = match_to_photo(layer.rgb, layer.confidence * on_skin, skin_need, reference, ring)
+    else:
+        rgba[..., :3] = layer.rgb
     rgba[..., 3] = layer.confidence * need  # the blend weight
     return lw, rgba
 

@@ -84,7 +84,7 @@ def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win:
              taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The backward flow (H,W,2) and where it moves pixels (H,W): exact inside the edited head,
     pull-push extension outside, faded by the transformation map T over both silhouettes.
-    ``scalp``: (F',) bool over the rendered triangles the fill does not draw (:func:`reroute_unseen`)."""
+    ``scalp``: (F',) bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`)."""
     gh, gw = win.grid_h, win.grid_w
     flow = torch.zeros(gh * gw, 2)
     flow[src.pix] = src.flow
