@@ -18,7 +18,7 @@ relative to the photo's own fitted light, its colour left at the default: the ph
 * ``relight_seam_ratio_median``: gradient energy in a band along the fitted face's outline,
   relit over original (1: the relight adds no edge there);
 * ``personal_psnr_db``, ``personal_fit_s_median``, ``personal_heldout_gain_db``: the Personal
-  renderer's (issue 12, part 3) on ``--personal-n`` persons with >= 3 photos (:mod:`._personal`;
+  renderer's (issue 12, part 3) on ``--personal-n`` persons with >= 4 photos (:mod:`._personal`;
   null when ``--data`` has no person folders); per-person rows in ``personal.json`` beside the sheets;
 * extra: ``relight_ms_median`` (one relight render at the photo's size).
 
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--n", type=int, default=20, help="photos (default 20)")
     parser.add_argument("--personal-n", type=int, default=3,
-                        help="persons (>= 3 photos, LFW layout) for the personal_* keys (default 3; 0: null)")
+                        help="persons (>= 4 photos, LFW layout) for the personal_* keys (default 3; 0: null)")
     parser.add_argument("--no-refit", action="store_true", help="skip the re-fits (light_dir_err_deg_median: nan)")
     add_common_arguments(parser)
 

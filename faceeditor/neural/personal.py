@@ -56,7 +56,8 @@ class PersonalConfig:
     fourier: int = 6  # octaves of the lighting network's positional encoding
     hidden: int = 64  # width of the lighting network
     crop: int = 128  # fit resolution: the face crop's side (px)
-    steps: tuple[int, int, int, int] = (60, 80, 60, 80)  # curriculum: normals, texture, lighting, all
+    steps: tuple[int, int, int, int] = (120, 160, 120, 160)  # curriculum: normals, texture, lighting, all
+    #   (half as many: 28.3 dB on the fitted photos of 3 validation persons instead of 34.6, in 16 s vs 29 s)
     lr: float = 0.02  # RAdam step of lights, textures and normal offsets
     lr_net: float = 0.003  # ... of the lighting network
     blur_px: float = 4.0  # coarse-to-fine: target blur sigma (crop px) at the start ...
