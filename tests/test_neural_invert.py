@@ -201,10 +201,10 @@ def test_neural_fill_plugs_into_the_compositor(model, scene):
         NeuralRenderer(photo, state, model, nets=nets, invert_if_needed=False)
 
 
-def test_renderer_factory_knows_both_renderers(scene, model, monkeypatch):
+def test_renderer_factory_knows_the_window_renderers(scene, model, monkeypatch):
     photo, state = scene
     avail = available_renderers()
-    assert set(avail) == {"mesh", "neural"} and avail["mesh"][0]
+    assert set(avail) == {"mesh", "neural", "personal"} and avail["mesh"][0] and avail["personal"][0]
     assert make_renderer("mesh", photo, state, model).name == "mesh"
     with pytest.raises(ValueError):
         make_renderer("nope", photo, state, model)

@@ -21,7 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer
 
 from faceeditor.app.meshworker import MeshWorker
-from faceeditor.app.workers import CANCELLED, MeshResult, RenderResult, RenderWorker
+from faceeditor.app.workers import CANCELLED, SETUP_LABELS, MeshResult, RenderResult, RenderWorker
 
 # long sides of preview renders, the first while previews are quick; not below ~220 px: a preview's
 # fixed costs (the head's rasterization, ~20 ms) dominate there, and the picture only gets blurrier
@@ -99,6 +99,7 @@ class RenderControl(QObject):
         worker.setup_progress.connect(self._on_setup_progress)
         worker.setup_cancelled.connect(self._on_setup_cancelled)
         self._setup_task = None  # the progress panel's task while a renderer is being built
+        self._setup_name = ""  # ... and that renderer's name
         self._renderer = "mesh"  # the renderer of the last request
         self._full_timer = QTimer(window, singleShot=True, interval=FULL_RES_DELAY_MS)
         self._full_timer.timeout.connect(self._request_full)
@@ -229,13 +230,17 @@ class RenderControl(QObject):
         elif self._setup_task is not None:  # built (a cancelled build has ended its task already)
             self.w.tasks.end(self._setup_task)
             self._setup_task = None
-            self.w.statusBar().showMessage("Neural renderer ready", 3000)
+            self.w.statusBar().showMessage(f"{SETUP_LABELS.get(self._setup_name, 'Renderer')} ready", 3000)
 
-    def _on_setup_progress(self, stage: str, fraction: float) -> None:
-        """A renderer is being built (the neural renderer inverts the face: seconds): progress, Cancel."""
+    def _on_setup_progress(self, name: str, stage: str, fraction: float, losses: list) -> None:
+        """A renderer is being built (the neural renderer inverts the face, the Personal renderer
+        fits its model: seconds): progress, Cancel, and for the Personal fit its loss chart."""
         if self._setup_task is None:
-            self._setup_task = self.w.tasks.begin("Preparing the neural renderer", cancel=self.worker.cancel_setup)
-        self.w.tasks.update(self._setup_task, stage, fraction)
+            self._setup_name = name
+            label = SETUP_LABELS.get(name, name).lower().replace("personal", "Personal")
+            self._setup_task = self.w.tasks.begin(f"Preparing the {label}", cancel=self.worker.cancel_setup,
+                                                  chart=name == "personal")
+        self.w.tasks.update(self._setup_task, stage, fraction, losses)
 
     def _on_setup_cancelled(self, name: str) -> None:
         self.w.tasks.end(self._setup_task)

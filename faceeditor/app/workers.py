@@ -30,6 +30,11 @@ from PySide6.QtCore import QThread, Signal
 from faceeditor.core.errors import Cancelled, FaceEditorError
 from faceeditor.edit.params import EditParams
 
+SETUP_LABELS = {"neural": "Neural renderer", "personal": "Personal renderer"}  # renderers built with progress
+SETUP_STAGES = {"init": "starting", "invert": "fitting the face", "tune": "tuning the renderer",  # neural
+                "normals": "fitting normals", "texture": "fitting the albedo", "lighting": "learning shadows",
+                "all": "refining everything", "light": "fitting this photo's light"}  # personal (paper 001)
+
 
 @dataclass
 class RenderRequest:
@@ -96,7 +101,8 @@ class RenderWorker(QThread):
     task_done = Signal(int, object, object)  # task id, result, error message or None
     busy_changed = Signal(bool)
     status = Signal(str)  # a line for the status bar while a renderer is being built ("" = done)
-    setup_progress = Signal(str, float)  # a renderer being built (neural: inversion): stage, fraction
+    setup_progress = Signal(str, str, float, list)  # a renderer being built (neural: inversion; personal:
+    #                                                  its fit): renderer name, stage, fraction, new losses
     setup_cancelled = Signal(str)  # the renderer's build was cancelled (its name): the window falls back
 
     def __init__(self, engine, parent=None) -> None:
@@ -186,7 +192,7 @@ class RenderWorker(QThread):
             self._prepared = set()
         key = (name, preview)
         if key not in self._renderers:
-            progress = self._inversion_progress() if name == "neural" else None
+            progress = self._setup_progress(name) if name in SETUP_LABELS else None
             try:
                 if progress is not None and self._setup_cancel.is_set():
                     raise Cancelled(f"setting up the {name} renderer was cancelled")
@@ -211,18 +217,25 @@ class RenderWorker(QThread):
         """The user chose a renderer that needs building again: builds may run."""
         self._setup_cancel.clear()
 
-    def _inversion_progress(self):
-        """Progress callback of the neural renderer's inversion: a status line a few times a second;
-        stops the inversion when the worker is shutting down."""
+    def _setup_progress(self, name: str):
+        """Progress callback of a renderer's build (the neural renderer's inversion, the Personal
+        model's fit): a status line and the progress panel a few times a second, with the losses
+        since the last report (the panel's loss chart); stops the build when the worker is
+        shutting down or the user cancelled."""
         last = [0.0]
-        names = {"init": "starting", "invert": "fitting the face", "tune": "tuning the renderer"}
+        losses: list[float] = []
+        label = SETUP_LABELS[name]
 
         def progress(stage: str, fraction: float, loss=None) -> bool:
+            if loss is not None:
+                losses.append(float(loss))
             now = time.perf_counter()
             if now - last[0] > 0.2 or fraction >= 1.0:
                 last[0] = now
-                self.status.emit(f"Neural renderer: {names.get(stage, stage)} … {100 * fraction:.0f}%")
-                self.setup_progress.emit(f"Neural renderer: {names.get(stage, stage)}", float(fraction))
+                what = SETUP_STAGES.get(stage, stage)
+                self.status.emit(f"{label}: {what} … {100 * fraction:.0f}%")
+                self.setup_progress.emit(name, f"{label}: {what}", float(fraction), list(losses))
+                losses.clear()
             return not (self._stop or self._setup_cancel.is_set())
 
         return progress

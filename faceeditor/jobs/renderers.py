@@ -6,8 +6,8 @@
   for the shipped G (:func:`faceeditor.neural.invert.invert`, seconds on a CPU).
 * ``"personal"``: :class:`~faceeditor.neural.personal_renderer.PersonalRenderer`, the compositor
   relit by the person's Personal model (paper 001; ``personal=`` a fitted or loaded
-  :class:`~faceeditor.neural.personal.PersonalModel`, else fitted on the photo alone, seconds).
-  Not listed by :func:`available_renderers` either.
+  :class:`~faceeditor.neural.personal.PersonalModel`, else fitted on the photo alone, seconds;
+  ``progress`` follows the fit).
 * ``"photo-neural"``: :class:`~faceeditor.neural.photo_renderer.PhotoNeuralRenderer`, the
   compositor's edit redrawn feed-forward by the photo-conditioned G_p (no inversion); needs
   ``resources/photo_g.pt`` or ``$FACEEDITOR_PHOTO_G``. Not listed by :func:`available_renderers`
@@ -50,6 +50,8 @@ def available_renderers() -> dict[str, tuple[bool, str]]:
     ok = neural_available()
     out["neural"] = (ok, "Compositor with the neural renderer (GAR) filling unseen parts" if ok else
                      "No trained neural renderer in resources/ (python -m trainers.train_gar)")
+    out["personal"] = (True, ("The compositor relit by a Personal model (paper 001) fitted to this photo in the "
+                              "background: highlights move and nose, brow and lips cast soft shadows with the light"))
     return out
 
 
