@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from faceeditor.core.errors import Cancelled
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.params import EditParams
-from faceeditor.neural.personal import PersonalConfig, PersonalLight, PersonalModel, Surface
+from faceeditor.neural.personal import PersonalConfig, PersonalLight, PersonalModel, Surface, photo_key
 from faceeditor.neural.personal_fit import Target, psnr_db, run_stages
 from faceeditor.render.blinn_phong import blinn_phong, shadow_visibility
 from faceeditor.render.interpolate import interpolate_packed
@@ -157,3 +157,32 @@ def test_personal_renderer_relights_the_face_and_leaves_far_pixels_exact(scene) 
         r.render(edit, cancel=lambda: True)
     again = factory.make("personal", sc.photo, sc.state, preview=True, person_mask=person)
     assert again.personal is r.personal  # fitted once per photo
+
+
+def test_the_factory_keeps_a_fitted_personal_model_for_the_next_session(scene, tmp_path, monkeypatch) -> None:
+    """The window's factory fits the Personal model of a photo once: a later factory (the next
+    session) loads it from the user directory; an unreadable kept model is fitted again."""
+    from faceeditor.jobs import renderers
+    from faceeditor.neural import personal_renderer
+
+    monkeypatch.setenv("FACEEDITOR_HOME", str(tmp_path / "home"))
+    model, sc = scene
+    fits = []
+    fit = personal_renderer.fit_personal
+
+    def counted(photos, states, face_model, config=None, progress=None):
+        fits.append(1)
+        return fit(photos, states, face_model, TINY, progress)
+
+    monkeypatch.setattr(personal_renderer, "fit_personal", counted)
+    first = renderers.RendererFactory(model).make("personal", sc.photo, sc.state)
+    assert len(fits) == 1
+    key = photo_key(sc.photo)
+    assert (renderers.personal_cache_dir(key) / "personal.json").is_file()
+    again = renderers.RendererFactory(model).make("personal", sc.photo, sc.state)
+    assert len(fits) == 1 and again.personal.keys == first.personal.keys
+    for k, v in first.personal.state_dict().items():
+        assert torch.equal(v, again.personal.state_dict()[k])
+    (renderers.personal_cache_dir(key) / "personal.pt").write_bytes(b"not weights")
+    renderers.RendererFactory(model).make("personal", sc.photo, sc.state)
+    assert len(fits) == 2

@@ -7,7 +7,9 @@
 * ``"personal"``: :class:`~faceeditor.neural.personal_renderer.PersonalRenderer`, the compositor
   relit by the person's Personal model (paper 001; ``personal=`` a fitted or loaded
   :class:`~faceeditor.neural.personal.PersonalModel`, else fitted on the photo alone, seconds;
-  ``progress`` follows the fit).
+  ``progress`` follows the fit). :class:`RendererFactory` keeps the fitted model per photo, in
+  memory and under the user directory (:func:`personal_cache_dir`): reopening the photo, in this
+  session or a later one, reuses it instead of fitting again.
 * ``"photo-neural"``: :class:`~faceeditor.neural.photo_renderer.PhotoNeuralRenderer`, the
   compositor's edit redrawn feed-forward by the photo-conditioned G_p (no inversion); needs
   ``resources/photo_g.pt`` or ``$FACEEDITOR_PHOTO_G``. Not listed by :func:`available_renderers`
@@ -24,11 +26,14 @@ caches they carry (tuned G, recent inversions: one inversion serves both rendere
 
 from __future__ import annotations
 
+import shutil
 import threading
+from pathlib import Path
 
 import numpy as np
 
-from faceeditor.core.errors import RendererUnavailableError
+from faceeditor.core.errors import FaceEditorError, RendererUnavailableError
+from faceeditor.core.paths import user_dir
 from faceeditor.core.progress import Progress
 from faceeditor.core.state import FaceState
 from faceeditor.edit.compose import MeshCompositor
@@ -37,11 +42,43 @@ from faceeditor.morphable import load_face_model
 from faceeditor.morphable.model import FaceModel
 from faceeditor.neural.gar_nets import GarNets, load_gar
 from faceeditor.neural.gar_nets import available as neural_available
-from faceeditor.neural.personal import PersonalModel, photo_key
+from faceeditor.neural.personal import MANIFEST, PersonalModel, photo_key
 from faceeditor.neural.personal_renderer import PersonalRenderer
 from faceeditor.neural.photo_g import PhotoG
 from faceeditor.neural.photo_renderer import PhotoNeuralRenderer, load_photo_g
 from faceeditor.neural.renderer import NeuralRenderer
+
+PERSONAL_CACHE_MODELS = 20  # Personal models kept on disk (a few MB each)
+
+
+def personal_cache_dir(key: str) -> Path:
+    """Where the Personal model fitted on the photo ``key`` (:func:`photo_key`) is kept between
+    sessions: ``<user dir>/personal/<key>`` (the newest :data:`PERSONAL_CACHE_MODELS` are kept)."""
+    return user_dir() / "personal" / key
+
+
+def load_cached_personal(key: str) -> PersonalModel | None:
+    """The kept Personal model of photo ``key``, or None (none kept, or unreadable: fitted again)."""
+    folder = personal_cache_dir(key)
+    if not (folder / MANIFEST).is_file():
+        return None
+    try:
+        return PersonalModel.load(folder)
+    except (FaceEditorError, KeyError, TypeError, ValueError, RuntimeError, OSError):
+        return None
+
+
+def cache_personal(key: str, personal: PersonalModel) -> None:
+    """Keep ``personal`` for photo ``key`` (a full disk only costs the reuse), dropping the oldest
+    kept models beyond :data:`PERSONAL_CACHE_MODELS`."""
+    try:
+        personal.save(personal_cache_dir(key), {"cached_for": key})
+        kept = sorted((p for p in personal_cache_dir(key).parent.iterdir() if p.is_dir()),
+                      key=lambda p: p.stat().st_mtime)
+        for old in kept[:-PERSONAL_CACHE_MODELS]:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def available_renderers() -> dict[str, tuple[bool, str]]:
@@ -122,9 +159,12 @@ class RendererFactory:
             kw.setdefault("photo_g", self.photo_g())
         if kind == "personal":  # fitted once per photo, shared by its preview and full-size renderers
             key = photo_key(photo)
-            kw.setdefault("personal", self._personal.get(key))
+            kw.setdefault("personal", self._personal.get(key) or load_cached_personal(key))
+            fitted_now = kw["personal"] is None
             renderer = make_renderer(kind, photo, state, self.model, preview=preview, progress=progress, **kw)
             with self._lock:
                 self._personal[key] = renderer.personal
+            if fitted_now:
+                cache_personal(key, renderer.personal)
             return renderer
         return make_renderer(kind, photo, state, self.model, preview=preview, progress=progress, **kw)

@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import math
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -256,7 +257,7 @@ class PersonalModel(nn.Module):
         try:
             doc = json.loads((folder / MANIFEST).read_text())
             weights = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
             raise FaceEditorError(f"{folder}: not a personal model ({exc})") from exc
         model = cls(PersonalConfig.from_dict(doc["config"]), len(doc["photos"]))
         model.load_state_dict(weights)
