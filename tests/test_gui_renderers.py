@@ -1,0 +1,99 @@
+"""Choosing a renderer that must be built first in the window (the neural renderer's inversion, the
+Personal model's fit): the build runs in the background under the progress panel, then edits
+render through it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+import test_gui_window as window_tests
+
+win = window_tests.win  # the window fixture
+_sample = window_tests._sample
+
+
+def test_neural_renderer_choice_renders_edits(win, tmp_path):
+    """Choosing "Neural renderer" inverts G on the face in the background (the window keeps
+    answering and the status bar follows the inversion), then slider edits render through it;
+    undo goes back to the mesh compositor."""
+    from faceeditor.jobs.renderers import available_renderers
+
+    if not available_renderers()["neural"][0]:
+        pytest.skip("GAR weights not trained yet (python -m trainers.train_gar)")
+    d = win.driver
+    photo, _ = _sample(tmp_path, size=384)
+    d.drop(photo)
+    assert d.wait_fitted(120), win.banner.text.text()
+    assert d.wait_idle(60)
+    i = win.renderer_combo.findData("neural")
+    assert i >= 0 and "not available" not in win.renderer_combo.itemText(i)
+    messages: list[str] = []
+    win.statusBar().messageChanged.connect(messages.append)
+    win.renderer_combo.setCurrentIndex(i)
+    win.renderer_combo.activated.emit(i)
+    assert win.doc.edit.params.renderer == "neural"
+    before = d.canvas_pixels()
+    stamp = d.set_slider(win.pose_panel.sliders["yaw"], 20.0)
+    win.doc.close_gesture()
+    t0 = time.perf_counter()
+    ticks = []
+    assert d.pump(180, lambda: (ticks.append(time.perf_counter()) or True) and win.canvas.stamp >= stamp
+                  and d.idle()), win.banner.text.text()
+    gaps = np.diff(ticks) if len(ticks) > 1 else np.array([0.0])
+    assert float(gaps.max()) < 2.0, "the window must keep answering while G is inverted"
+    after = d.canvas_pixels()
+    assert (np.abs(after.astype(int) - before.astype(int)).sum(-1) > 30).mean() > 0.005
+    assert any(m.startswith("Neural renderer: ") and m.endswith("%") for m in messages), messages
+    print(f"neural renderer: inversion + first edit {time.perf_counter() - t0:.1f} s")
+    win.act_undo.trigger()
+    win.act_undo.trigger()
+    assert win.doc.edit.params.renderer == "mesh" and win.doc.edit.params.yaw == 0.0
+
+
+def test_personal_renderer_fits_in_the_background_with_a_loss_chart(win, tmp_path, monkeypatch):
+    """Choosing "Personal (relight)" fits the Personal model (paper 001) on the photo in the
+    background under the progress panel with its loss chart, then edits render through it."""
+    from faceeditor.neural import personal_renderer
+    from faceeditor.neural.personal import PersonalConfig
+
+    small = PersonalConfig(texture_px=32, normal_px=16, fourier=2, hidden=16, crop=64, steps=(8, 8, 8, 8))
+    fit = personal_renderer.fit_personal
+    monkeypatch.setattr(personal_renderer, "fit_personal",
+                        lambda photos, states, model, config=None, progress=None: fit(photos, states, model, small,
+                                                                                     progress))
+    begun, losses = [], []
+    begin, update = win.tasks.begin, win.tasks.update
+
+    def spy_begin(title, *a, **k):
+        begun.append((title, k.get("chart", False)))
+        return begin(title, *a, **k)
+
+    def spy_update(task, stage, fraction, new=()):
+        losses.extend(new)
+        return update(task, stage, fraction, new)
+
+    monkeypatch.setattr(win.tasks, "begin", spy_begin)
+    monkeypatch.setattr(win.tasks, "update", spy_update)
+    d = win.driver
+    photo, _ = _sample(tmp_path, size=384)
+    d.drop(photo)
+    assert d.wait_fitted(120), win.banner.text.text()
+    assert d.wait_idle(60)
+    i = win.renderer_combo.findData("personal")
+    assert i >= 0
+    win.renderer_combo.setCurrentIndex(i)
+    win.renderer_combo.activated.emit(i)
+    assert win.doc.edit.params.renderer == "personal"
+    before = d.canvas_pixels()
+    stamp = d.set_slider(win.pose_panel.sliders["yaw"], 15.0)
+    win.doc.close_gesture()
+    assert d.pump(180, lambda: win.canvas.stamp >= stamp and d.idle()), win.banner.text.text()
+    assert (np.abs(d.canvas_pixels().astype(int) - before.astype(int)).sum(-1) > 30).mean() > 0.005
+    assert ("Preparing the Personal renderer", True) in begun, begun
+    assert losses and np.isfinite(losses).all()
+    assert not win.tasks.active()
