@@ -17,6 +17,21 @@ win = window_tests.win  # the window fixture
 _sample = window_tests._sample
 
 
+def _fitted_and_chosen(win, tmp_path, renderer: str) -> int:
+    """Drop the sample photo, wait for its fit, choose ``renderer`` in the menu; its menu index."""
+    d = win.driver
+    photo, _ = _sample(tmp_path, size=384)
+    d.drop(photo)
+    assert d.wait_fitted(120), win.banner.text.text()
+    assert d.wait_idle(60)
+    i = win.renderer_combo.findData(renderer)
+    assert i >= 0 and "not available" not in win.renderer_combo.itemText(i)
+    win.renderer_combo.setCurrentIndex(i)
+    win.renderer_combo.activated.emit(i)
+    assert win.doc.edit.params.renderer == renderer
+    return i
+
+
 def test_neural_renderer_choice_renders_edits(win, tmp_path):
     """Choosing "Neural renderer" inverts G on the face in the background (the window keeps
     answering and the status bar follows the inversion), then slider edits render through it;
@@ -26,17 +41,9 @@ def test_neural_renderer_choice_renders_edits(win, tmp_path):
     if not available_renderers()["neural"][0]:
         pytest.skip("GAR weights not trained yet (python -m trainers.train_gar)")
     d = win.driver
-    photo, _ = _sample(tmp_path, size=384)
-    d.drop(photo)
-    assert d.wait_fitted(120), win.banner.text.text()
-    assert d.wait_idle(60)
-    i = win.renderer_combo.findData("neural")
-    assert i >= 0 and "not available" not in win.renderer_combo.itemText(i)
     messages: list[str] = []
     win.statusBar().messageChanged.connect(messages.append)
-    win.renderer_combo.setCurrentIndex(i)
-    win.renderer_combo.activated.emit(i)
-    assert win.doc.edit.params.renderer == "neural"
+    _fitted_and_chosen(win, tmp_path, "neural")
     before = d.canvas_pixels()
     stamp = d.set_slider(win.pose_panel.sliders["yaw"], 20.0)
     win.doc.close_gesture()
@@ -80,15 +87,7 @@ def test_personal_renderer_fits_in_the_background_with_a_loss_chart(win, tmp_pat
     monkeypatch.setattr(win.tasks, "begin", spy_begin)
     monkeypatch.setattr(win.tasks, "update", spy_update)
     d = win.driver
-    photo, _ = _sample(tmp_path, size=384)
-    d.drop(photo)
-    assert d.wait_fitted(120), win.banner.text.text()
-    assert d.wait_idle(60)
-    i = win.renderer_combo.findData("personal")
-    assert i >= 0
-    win.renderer_combo.setCurrentIndex(i)
-    win.renderer_combo.activated.emit(i)
-    assert win.doc.edit.params.renderer == "personal"
+    _fitted_and_chosen(win, tmp_path, "personal")
     before = d.canvas_pixels()
     stamp = d.set_slider(win.pose_panel.sliders["yaw"], 15.0)
     win.doc.close_gesture()
