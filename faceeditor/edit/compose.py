@@ -15,7 +15,9 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
    its rasterization, for preview-sized outputs), matched to the photo around them by a smooth
    membrane (:mod:`.fill_layer`) and blended with a soft mask;
 5. at full resolution only tiles where something changes are touched (:mod:`.tiles`): the grid
-   maps are upsampled with ``cv2.warpAffine``, the photo is ``cv2.remap``-ed, relit with one
+   maps are upsampled with ``cv2.warpAffine``, the photo is ``cv2.remap``-ed (where the face
+   occludes a rerouted neck or scalp, each side by its own flow, cut along a smooth anti-aliased
+   outline: :class:`~faceeditor.edit.maps.FaceLayer`), relit with one
    saturating ``cv2.multiply`` (plus a float roll-off for the few brightened highlights) and
    the fill is blended with ``cv2.blendLinear``, all in uint8 where possible.
 
@@ -367,17 +369,17 @@ class MeshCompositor:
         sh_new = target_sh(self.state, edit, self.photo_light)
         covered = maps.coverage(src, win)
         moving_px = maps.moves(src)
-        flow, moving = None, np.zeros((win.grid_h, win.grid_w), bool)
+        flow, moving, face = None, np.zeros((win.grid_h, win.grid_w), bool), None
         if moving_px:
-            flow, moving = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px, view.taper,
-                                         self.scalp_tri)
+            flow, moving, face = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px,
+                                               view.taper, self.scalp_tri)
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
             own = None if self.shading_ratio is None else self.shading_ratio(src, head, edit, win)
             gain, lit = maps.relight_gain(src, self._person_shading(view), self.relight_tri, self.state.sh, sh_new,
                                           win, flow, own)
         need = maps.fill_need(src, covered, win, self.fillable_tri)
-        return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3)
+        return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3, face)
 
     def _compose(self, view: _ScaleView, grid: GridMaps, check: Callable[[], None]) -> np.ndarray:
         """Full resolution, tile by tile over the work window; untouched tiles stay the photo's."""
@@ -398,7 +400,7 @@ class MeshCompositor:
                 continue
             check()
             if has["m"]:
-                tile = self._moved_tile(view, win, flow, portrait, (ox0, oy0, w, h))
+                tile = tiles.moved_tile(view.photo, win, flow, portrait, (ox0, oy0, w, h), grid.face)
             else:
                 tile = np.array(view.photo[oy0:oy0 + h, ox0:ox0 + w])  # a copy: never write into the photo
             if has["l"]:  # relight the part of the tile under lit grid pixels
@@ -414,26 +416,6 @@ class MeshCompositor:
                                          tiles.sub_rect(filled, gbox, win, ox0, oy0, w, h))
             out[oy0:oy0 + h, ox0:ox0 + w] = tile
         return out
-
-    @staticmethod
-    def _moved_tile(view: _ScaleView, win: Window, flow: np.ndarray, portrait: PortraitLayers | None,
-                    rect: tuple[int, int, int, int]) -> np.ndarray:
-        """One resampling per pixel with a sharp (bicubic) filter on the final flow; with layers the
-        moved person is drawn over the still background. Pixels the flow does not move keep the
-        photo's exact values (bicubic at integer positions weighs one pixel: exact)."""
-        ox0, oy0, w, h = rect
-        # upsample the flow (not absolute coordinates: where it is 0 it stays exactly 0)
-        cmap = upsample(win, flow, ox0, oy0, w, h)
-        cmap[..., 0] += np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]
-        cmap[..., 1] += np.arange(oy0, oy0 + h, dtype=np.float32)[:, None]
-        tile = cv2.remap(view.photo, cmap, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        if portrait is not None:
-            moved_alpha = cv2.remap(portrait.alpha, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            tile = layers.composite(tile, moved_alpha, portrait.background[oy0:oy0 + h, ox0:ox0 + w])
-            still = (cmap[..., 0] == np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]) & \
-                (cmap[..., 1] == np.arange(oy0, oy0 + h, dtype=np.float32)[:, None])
-            tile[still] = view.photo[oy0:oy0 + h, ox0:ox0 + w][still]
-        return tile
 
     def _fill_layer(self, view: _ScaleView, grid: GridMaps) -> tuple[Window, np.ndarray]:
         """The fill provider's layer matched to the photo (:func:`fill_layer.draw`)."""

@@ -31,6 +31,7 @@ from faceeditor.edit.person_light import PersonShading
 FILL_FEATHER_PX = 1.5  # fill mask feather in work-grid pixels
 NEED_RAMP = (0.3, 0.7)  # fill need = 1 - warp confidence, ramped from 0 at the first to 1 at the second
 MIN_FLOW_PX = 0.02  # output pixels: smaller motion counts as none
+FACE_OUTLINE_SMOOTH = 1.2  # grid pixels: Gaussian sigma rounding the face layer's outline
 REROUTE_CONF = 0.5  # scalp/neck pixels below this warp confidence take their seen neighbours' flow
 
 
@@ -47,6 +48,18 @@ class EditedHead:
 
 
 @dataclass
+class FaceLayer:
+    """The face drawn over the scalp and neck behind it (:func:`face_layer`): where the face's
+    flow and the rerouted neck's flow meet at the jaw (an occlusion edge), one bilinear flow would
+    ramp across a grid cell and sample a compressed copy of the photo's jaw edge there: a dark
+    line in steps of the grid. Instead both flows are applied and cut at output resolution."""
+
+    flow: np.ndarray  # (H,W,2) the face's flow continued past its outline (pull-push)
+    back: np.ndarray  # (H,W,2) the final flow of everything else, continued under the face
+    sd: np.ndarray  # (H,W) signed distance to the face's outline in grid pixels (> 0 on the face)
+
+
+@dataclass
 class GridMaps:
     """An edit's maps on the work grid of one output size (all (H,W) = (grid_h, grid_w))."""
 
@@ -60,6 +73,7 @@ class GridMaps:
     lit: np.ndarray  # (H,W) bool: the gain differs from 1
     need: np.ndarray  # (H,W) float32 fill need in [0,1]
     filled: np.ndarray  # (H,W) bool: need > 1e-3, pixels the fill layer is blended into
+    face: FaceLayer | None = None  # the face over the neck at the jaw, when their flows part there
 
 
 # (edited head's sources, the edited head, the edit, the work window) -> (luminance log shading
@@ -81,24 +95,54 @@ def moves(src: Sources) -> bool:
 
 
 def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win: Window, head_px: float,
-             taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The backward flow (H,W,2) and where it moves pixels (H,W): exact inside the edited head,
-    pull-push extension outside, faded by the transformation map T over both silhouettes.
-    ``scalp``: (F',) bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`)."""
+             taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None
+             ) -> tuple[np.ndarray, np.ndarray, FaceLayer | None]:
+    """The backward flow (H,W,2), where it moves pixels (H,W) and the face layer (:func:`face_layer`,
+    None without ``scalp`` or where nothing was rerouted): exact inside the edited head, pull-push
+    extension outside, faded by the transformation map T over both silhouettes. ``scalp``: (F',)
+    bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`)."""
     gh, gw = win.grid_h, win.grid_w
     flow = torch.zeros(gh * gw, 2)
     flow[src.pix] = src.flow
     flow = flow.view(gh, gw, 2).numpy()
+    face = None
     if scalp is not None:
-        flow = reroute_unseen(flow, src, scalp, win)
+        rerouted = reroute_unseen(flow, src, scalp, win)
+        if rerouted is not flow:
+            face = _face_pixels(src, scalp, win)
+        flow = rerouted
     k = 0.5 * (win.kx + win.ky)
     ext = blendmap.extend_outside(flow, covered)
     head = covered | covered_before
     radius = blendmap.falloff_radius(ext * k, head, head_px * k)
     T = blendmap.transformation_map(head, radius, taper, taper_px=max(2.0, 0.05 * min(gh, gw)))
-    flow = ext * T[..., None]
+    final = ext * T[..., None]
+    layer = face_layer(flow, final, face, T) if face is not None and face.any() else None
+    flow = final
     moving = np.abs(flow[..., 0]) + np.abs(flow[..., 1]) > MIN_FLOW_PX
-    return flow, moving
+    return flow, moving, layer
+
+
+def _face_pixels(src: Sources, scalp: torch.Tensor, win: Window) -> np.ndarray:
+    """(H,W) bool: grid pixels of the edited head that are not scalp or neck."""
+    out = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
+    out[src.pix] = ~scalp[src.face]
+    return out.view(win.grid_h, win.grid_w).numpy()
+
+
+def face_layer(flow: np.ndarray, final: np.ndarray, face: np.ndarray, T: np.ndarray) -> FaceLayer:
+    """The face's flow continued past its outline (pull-push from its rim, faded by ``T``), the
+    ``final`` flow of the rest continued under the face, and the signed distance to the face's
+    outline (:class:`FaceLayer`); ``flow`` is the head's flow before the extension and falloff."""
+    ext = blendmap.extend_outside(flow, face) * T[..., None]
+    back = np.where(face[..., None], blendmap.push_pull(final, (~face).astype(np.float32)), final)
+    inside = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)
+    outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 3)
+    # pixel centres: the outline lies half a pixel beyond the last face pixel
+    sd = np.where(face, inside - 0.5, 0.5 - outside).astype(np.float32)
+    # the grid outline is a staircase; a smoothed distance field cuts along the smooth curve through it
+    sd = blendmap.feather(sd, FACE_OUTLINE_SMOOTH)
+    return FaceLayer(ext.astype(np.float32), back.astype(np.float32), sd)
 
 
 def reroute_unseen(flow: np.ndarray, src: Sources, scalp: torch.Tensor, win: Window) -> np.ndarray:
@@ -120,7 +164,7 @@ def reroute_unseen(flow: np.ndarray, src: Sources, scalp: torch.Tensor, win: Win
     if w.sum() < 1.0:
         return flow
     ext = blendmap.push_pull(flow, w.astype(np.float32))
-    return np.where(unseen[..., None], ext, flow).astype(np.float32)
+    return np.where(unseen[..., None], ext, flow).astype(np.float32)  # a new array: something was rerouted
 
 
 def relight_gain(

@@ -11,7 +11,10 @@ import cv2
 import numpy as np
 import torch
 
+from faceeditor.edit import layers
 from faceeditor.edit.grid import Window, upsample
+from faceeditor.edit.layers import PortraitLayers
+from faceeditor.edit.maps import FaceLayer
 from faceeditor.render.fragments import Fragments
 from faceeditor.render.raster import rasterize
 
@@ -97,3 +100,46 @@ def bbox(mask: np.ndarray, pad: int = 0) -> tuple[int, int, int, int] | None:
     cols = np.flatnonzero(mask.any(0))
     H, W = mask.shape
     return (max(0, cols[0] - pad), max(0, rows[0] - pad), min(W, cols[-1] + 1 + pad), min(H, rows[-1] + 1 + pad))
+
+
+FACE_CUT_BAND = 2.0  # grid pixels either side of the face's outline drawn from the two flows
+
+
+def moved_tile(photo: np.ndarray, win: Window, flow: np.ndarray, portrait: PortraitLayers | None,
+               rect: tuple[int, int, int, int], face: FaceLayer | None = None) -> np.ndarray:
+    """One output tile of the warp: one resampling per pixel with a sharp (bicubic) filter on the
+    final flow; with layers the moved person is drawn over the still background. Pixels the flow
+    does not move keep the photo's exact values (bicubic at integer positions weighs one pixel:
+    exact). ``face``: where its outline crosses the tile, the face's own flow is applied on its
+    side of the outline and cut from the rest with one output pixel of anti-aliasing
+    (:class:`~faceeditor.edit.maps.FaceLayer`)."""
+    ox0, oy0, w, h = rect
+    xs = np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]
+    ys = np.arange(oy0, oy0 + h, dtype=np.float32)[:, None]
+
+    def coords(grid_flow: np.ndarray) -> np.ndarray:
+        # upsample the flow (not absolute coordinates: where it is 0 it stays exactly 0)
+        cmap = upsample(win, grid_flow, ox0, oy0, w, h)
+        cmap[..., 0] += xs
+        cmap[..., 1] += ys
+        return cmap
+
+    cmap = coords(flow)
+    tile = cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    if face is not None:
+        sd = upsample(win, face.sd, ox0, oy0, w, h)  # grid pixels
+        band = np.abs(sd) < FACE_CUT_BAND  # where the single flow's bilinear ramp mixes the two
+        if band.any():
+            def rem(f: np.ndarray) -> np.ndarray:
+                return cv2.remap(photo, coords(f), None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+                                 ).astype(np.float32)
+
+            a = np.clip(0.5 + sd / (0.5 * (win.kx + win.ky)), 0.0, 1.0)[..., None]  # 1 output px ramp
+            mixed = np.clip(a * rem(face.flow) + (1.0 - a) * rem(face.back) + 0.5, 0, 255).astype(np.uint8)
+            tile = np.where(band[..., None], mixed, tile)
+    if portrait is not None:
+        moved_alpha = cv2.remap(portrait.alpha, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        tile = layers.composite(tile, moved_alpha, portrait.background[oy0:oy0 + h, ox0:ox0 + w])
+        still = (cmap[..., 0] == xs) & (cmap[..., 1] == ys)
+        tile[still] = photo[oy0:oy0 + h, ox0:ox0 + w][still]
+    return tile
