@@ -32,6 +32,8 @@ FILL_FEATHER_PX = 1.5  # fill mask feather in work-grid pixels
 NEED_RAMP = (0.3, 0.7)  # fill need = 1 - warp confidence, ramped from 0 at the first to 1 at the second
 MIN_FLOW_PX = 0.02  # output pixels: smaller motion counts as none
 FACE_OUTLINE_SMOOTH = 1.2  # grid pixels: Gaussian sigma rounding the face layer's outline
+FACE_CUT_MIN_CELL_PX = 3.0  # the face layer is cut only where a grid cell spans this many output pixels
+#                             (exports of large photos; a slider preview's 2-3 px ramp is left as it is)
 REROUTE_CONF = 0.5  # scalp/neck pixels below this warp confidence take their seen neighbours' flow
 
 
@@ -98,7 +100,8 @@ def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win:
              taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None
              ) -> tuple[np.ndarray, np.ndarray, FaceLayer | None]:
     """The backward flow (H,W,2), where it moves pixels (H,W) and the face layer (:func:`face_layer`,
-    None without ``scalp`` or where nothing was rerouted): exact inside the edited head, pull-push
+    None without ``scalp``, where nothing was rerouted, or on a grid finer than
+    :data:`FACE_CUT_MIN_CELL_PX`): exact inside the edited head, pull-push
     extension outside, faded by the transformation map T over both silhouettes. ``scalp``: (F',)
     bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`)."""
     gh, gw = win.grid_h, win.grid_w
@@ -117,7 +120,8 @@ def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win:
     radius = blendmap.falloff_radius(ext * k, head, head_px * k)
     T = blendmap.transformation_map(head, radius, taper, taper_px=max(2.0, 0.05 * min(gh, gw)))
     final = ext * T[..., None]
-    layer = face_layer(flow, final, face, T) if face is not None and face.any() else None
+    cut = face is not None and face.any() and 1.0 / k >= FACE_CUT_MIN_CELL_PX
+    layer = face_layer(flow, final, face, T) if cut else None
     flow = final
     moving = np.abs(flow[..., 0]) + np.abs(flow[..., 1]) > MIN_FLOW_PX
     return flow, moving, layer

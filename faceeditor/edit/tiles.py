@@ -112,34 +112,48 @@ def moved_tile(photo: np.ndarray, win: Window, flow: np.ndarray, portrait: Portr
     does not move keep the photo's exact values (bicubic at integer positions weighs one pixel:
     exact). ``face``: where its outline crosses the tile, the face's own flow is applied on its
     side of the outline and cut from the rest with one output pixel of anti-aliasing
-    (:class:`~faceeditor.edit.maps.FaceLayer`)."""
+    (:class:`~faceeditor.edit.maps.FaceLayer`; only the band's bounding box is resampled again)."""
     ox0, oy0, w, h = rect
-    xs = np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]
-    ys = np.arange(oy0, oy0 + h, dtype=np.float32)[:, None]
-
-    def coords(grid_flow: np.ndarray) -> np.ndarray:
-        # upsample the flow (not absolute coordinates: where it is 0 it stays exactly 0)
-        cmap = upsample(win, grid_flow, ox0, oy0, w, h)
-        cmap[..., 0] += xs
-        cmap[..., 1] += ys
-        return cmap
-
-    cmap = coords(flow)
+    cmap = _coords(win, flow, ox0, oy0, w, h)
     tile = cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     if face is not None:
-        sd = upsample(win, face.sd, ox0, oy0, w, h)  # grid pixels
-        band = np.abs(sd) < FACE_CUT_BAND  # where the single flow's bilinear ramp mixes the two
-        if band.any():
-            def rem(f: np.ndarray) -> np.ndarray:
-                return cv2.remap(photo, coords(f), None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-                                 ).astype(np.float32)
-
-            a = np.clip(0.5 + sd / (0.5 * (win.kx + win.ky)), 0.0, 1.0)[..., None]  # 1 output px ramp
-            mixed = np.clip(a * rem(face.flow) + (1.0 - a) * rem(face.back) + 0.5, 0, 255).astype(np.uint8)
-            tile = np.where(band[..., None], mixed, tile)
+        _cut_face(photo, win, face, tile, rect)
     if portrait is not None:
         moved_alpha = cv2.remap(portrait.alpha, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         tile = layers.composite(tile, moved_alpha, portrait.background[oy0:oy0 + h, ox0:ox0 + w])
-        still = (cmap[..., 0] == xs) & (cmap[..., 1] == ys)
+        still = (cmap[..., 0] == np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]) & \
+            (cmap[..., 1] == np.arange(oy0, oy0 + h, dtype=np.float32)[:, None])
         tile[still] = photo[oy0:oy0 + h, ox0:ox0 + w][still]
     return tile
+
+
+def _coords(win: Window, grid_flow: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+    """Absolute source coordinates (h,w,2) of output pixels [x0,x0+w) x [y0,y0+h) under a grid flow
+    (the flow is upsampled, not absolute coordinates: where it is 0 it stays exactly 0)."""
+    cmap = upsample(win, grid_flow, x0, y0, w, h)
+    cmap[..., 0] += np.arange(x0, x0 + w, dtype=np.float32)[None, :]
+    cmap[..., 1] += np.arange(y0, y0 + h, dtype=np.float32)[:, None]
+    return cmap
+
+
+def _cut_face(photo: np.ndarray, win: Window, face: FaceLayer, tile: np.ndarray,
+              rect: tuple[int, int, int, int]) -> None:
+    """Redraw, in place, the band of ``tile`` along the face's outline from the face's and the back
+    layer's own flows, mixed over one output pixel across the outline."""
+    ox0, oy0, w, h = rect
+    sd = upsample(win, face.sd, ox0, oy0, w, h)  # grid pixels
+    box = bbox(np.abs(sd) < FACE_CUT_BAND)  # where the single flow's bilinear ramp mixes the two
+    if box is None:
+        return
+    bx0, by0, bx1, by1 = box
+    x, y, bw, bh = ox0 + bx0, oy0 + by0, bx1 - bx0, by1 - by0
+    s = sd[by0:by1, bx0:bx1]
+    band = np.abs(s) < FACE_CUT_BAND
+
+    def warped(grid_flow: np.ndarray) -> np.ndarray:  # the band's pixels only, as an (N,1) map
+        cmap = _coords(win, grid_flow, x, y, bw, bh)[band][:, None, :]
+        return cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)[:, 0].astype(np.float32)
+
+    a = np.clip(0.5 + s[band] / (0.5 * (win.kx + win.ky)), 0.0, 1.0)[:, None]  # 1 output px ramp
+    mixed = np.clip(a * warped(face.flow) + (1.0 - a) * warped(face.back) + 0.5, 0, 255).astype(np.uint8)
+    tile[by0:by1, bx0:bx1][band] = mixed
