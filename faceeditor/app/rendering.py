@@ -237,8 +237,8 @@ class RenderControl(QObject):
         fits its model: seconds): progress, Cancel, and for the Personal fit its loss chart."""
         if self._setup_task is None:
             self._setup_name = name
-            label = SETUP_LABELS.get(name, name).lower().replace("personal", "Personal")
-            self._setup_task = self.w.tasks.begin(f"Preparing the {label}", cancel=self.worker.cancel_setup,
+            self._setup_task = self.w.tasks.begin(f"Preparing the {SETUP_LABELS.get(name, name)}",
+                                                  cancel=self.worker.cancel_setup,
                                                   chart=name == "personal")
         self.w.tasks.update(self._setup_task, stage, fraction, losses)
 

@@ -16,7 +16,7 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
    membrane (:mod:`.fill_layer`) and blended with a soft mask;
 5. at full resolution only tiles where something changes are touched (:mod:`.tiles`): the grid
    maps are upsampled with ``cv2.warpAffine``, the photo is ``cv2.remap``-ed (where the face
-   occludes a rerouted neck or scalp, each side by its own flow, cut along a smooth anti-aliased
+   occludes the neck or scalp, each side by its own flow, cut along a smooth anti-aliased
    outline: :class:`~faceeditor.edit.maps.FaceLayer`), relit with one
    saturating ``cv2.multiply`` (plus a float roll-off for the few brightened highlights) and
    the fill is blended with ``cv2.blendLinear``, all in uint8 where possible.

@@ -52,7 +52,7 @@ class EditedHead:
 @dataclass
 class FaceLayer:
     """The face drawn over the scalp and neck behind it (:func:`face_layer`): where the face's
-    flow and the rerouted neck's flow meet at the jaw (an occlusion edge), one bilinear flow would
+    flow and the (rerouted) neck's flow meet at the jaw (an occlusion edge), one bilinear flow would
     ramp across a grid cell and sample a compressed copy of the photo's jaw edge there: a dark
     line in steps of the grid. Instead both flows are applied and cut at output resolution."""
 
@@ -100,28 +100,23 @@ def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win:
              taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None
              ) -> tuple[np.ndarray, np.ndarray, FaceLayer | None]:
     """The backward flow (H,W,2), where it moves pixels (H,W) and the face layer (:func:`face_layer`,
-    None without ``scalp``, where nothing was rerouted, or on a grid finer than
-    :data:`FACE_CUT_MIN_CELL_PX`): exact inside the edited head, pull-push
+    None without ``scalp`` or on a grid finer than :data:`FACE_CUT_MIN_CELL_PX`): exact inside the edited head, pull-push
     extension outside, faded by the transformation map T over both silhouettes. ``scalp``: (F',)
     bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`)."""
     gh, gw = win.grid_h, win.grid_w
     flow = torch.zeros(gh * gw, 2)
     flow[src.pix] = src.flow
     flow = flow.view(gh, gw, 2).numpy()
-    face = None
     if scalp is not None:
-        rerouted = reroute_unseen(flow, src, scalp, win)
-        if rerouted is not flow:
-            face = _face_pixels(src, scalp, win)
-        flow = rerouted
+        flow = reroute_unseen(flow, src, scalp, win)
     k = 0.5 * (win.kx + win.ky)
     ext = blendmap.extend_outside(flow, covered)
     head = covered | covered_before
     radius = blendmap.falloff_radius(ext * k, head, head_px * k)
     T = blendmap.transformation_map(head, radius, taper, taper_px=max(2.0, 0.05 * min(gh, gw)))
     final = ext * T[..., None]
-    cut = face is not None and face.any() and 1.0 / k >= FACE_CUT_MIN_CELL_PX
-    layer = face_layer(flow, final, face, T) if cut else None
+    face = _face_pixels(src, scalp, win) if scalp is not None and 1.0 / k >= FACE_CUT_MIN_CELL_PX else None
+    layer = face_layer(flow, final, face, T) if face is not None and face.any() and not face.all() else None
     flow = final
     moving = np.abs(flow[..., 0]) + np.abs(flow[..., 1]) > MIN_FLOW_PX
     return flow, moving, layer
@@ -168,7 +163,7 @@ def reroute_unseen(flow: np.ndarray, src: Sources, scalp: torch.Tensor, win: Win
     if w.sum() < 1.0:
         return flow
     ext = blendmap.push_pull(flow, w.astype(np.float32))
-    return np.where(unseen[..., None], ext, flow).astype(np.float32)  # a new array: something was rerouted
+    return np.where(unseen[..., None], ext, flow).astype(np.float32)
 
 
 def relight_gain(
