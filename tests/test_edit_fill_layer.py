@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceeditor.edit.fill_layer import RING_NEED, match_to_photo, with_ring
+from faceeditor.edit.fill_layer import LUMA, RING_NEED, match_chroma, match_to_photo, with_ring
 
 
 def test_ring_marks_the_pixels_around_the_need() -> None:
@@ -38,3 +38,34 @@ def test_without_a_ring_the_fill_is_unchanged() -> None:
     need = np.ones((10, 10), np.float32)
     out = match_to_photo(fill, np.ones((10, 10), np.float32), need, np.full((10, 10, 3), 0.9, np.float32))
     assert np.array_equal(out, fill)
+
+
+def _sepia(y: np.ndarray) -> np.ndarray:
+    """A toned skin whose chromaticity depends on its luminance (redder in the shadows)."""
+    sat = 0.35 - 0.25 * y  # chroma grows as the skin darkens
+    c = np.stack([1 + sat, 1 - 0.2 * sat, 1 - 1.4 * sat], -1)
+    c = c / (c @ LUMA)[..., None]  # unit luma
+    return (y[..., None] * c).astype(np.float32)
+
+
+def test_fill_takes_the_photos_skin_colour_at_its_own_luminance() -> None:
+    rng = np.random.default_rng(1)
+    reference = _sepia(rng.uniform(0.15, 0.9, (30, 30)))
+    ref_mask = np.ones((30, 30), bool)
+    ref_mask[10:20, 10:20] = False
+    fill_y = np.linspace(0.2, 0.8, 100).reshape(10, 10).astype(np.float32)
+    rgb = np.zeros((30, 30, 3), np.float32)
+    rgb[10:20, 10:20] = fill_y[..., None]  # a grey fill: right brightness, no hue
+    out = match_chroma(rgb, ~ref_mask, reference, ref_mask)
+    want = _sepia(fill_y)
+    assert np.abs(out[10:20, 10:20] - want).max() < 0.02
+    assert np.allclose(out[10:20, 10:20] @ LUMA, fill_y, atol=0.01)  # the fill keeps its luminance
+    assert np.array_equal(out[ref_mask], rgb[ref_mask])
+
+
+def test_too_little_seen_skin_leaves_the_fill_colour_alone() -> None:
+    reference = _sepia(np.full((8, 8), 0.5, np.float32))
+    rgb = np.full((8, 8, 3), 0.4, np.float32)
+    mask = np.zeros((8, 8), bool)
+    mask[:2] = True
+    assert np.array_equal(match_chroma(rgb, ~mask, reference, mask), rgb)

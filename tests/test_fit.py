@@ -253,3 +253,24 @@ def test_landmark_map_is_symmetric_and_ordered(model):
 
 def model_path_of(name: str):
     return resources_dir() / name
+
+
+def test_texture_overexposed_by_a_dim_light_keeps_its_hue(model):
+    """Albedo = photo / shading above 1 (the light estimate too dim) is scaled down as a whole:
+    a warm skin stays warm instead of bleaching to grey-white channel by channel."""
+    T = 64
+    atlas = base_atlas(T, model=model)
+    rs, cs = tile_slice("M_Face", T)
+    atlas[rs, cs] = np.array([0.55, 0.45, 0.35], np.float32)
+    truth = random_face_state(model, 5, max_angle=(8.0, 5.0, 5.0))
+    photo = render_state(model, truth, atlas, smooth_background(truth.image_size, 5), soft_radius=0.0)
+    v = state_vertices(model, truth)
+    cam = truth.camera()
+    zbuf = rasterize(cam.project(v), model.faces, cam.height, cam.width).depth_map()[0, 0]
+    dim = torch.as_tensor(truth.sh) * 0.4  # every albedo estimate ~2.5x too bright
+    got, conf = unproject_texture(model, torch.from_numpy(photo).permute(2, 0, 1).float() / 255, v[0],
+                                  vertex_normals(v, model.faces)[0], cam, dim, zbuf, cam, T)
+    seen = got[rs, cs][conf[rs, cs] > 0.8]
+    assert len(seen) > 50 and np.median(seen.max(1)) > 0.98  # saturated ...
+    chroma = seen / seen.sum(1, keepdims=True)
+    assert np.allclose(np.median(chroma, 0), np.array([0.55, 0.45, 0.35]) / 1.35, atol=0.02)  # ... with its hue

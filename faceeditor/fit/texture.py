@@ -118,7 +118,10 @@ def unproject_texture(model: FaceModel, photo: torch.Tensor, verts: torch.Tensor
         lit = shade[visible & (facing > 0.5)].mean(-1)
         typical = float(lit.median()) if lit.numel() else 1.0
         shade = torch.maximum(shade, shade.new_tensor(max(0.08, SHADE_FLOOR * typical)))
-        albedo = (colour / shade).clamp(0, 1)
+        # a bright photo over a dim shading estimate exceeds 1: scale the colour down as a whole
+        # (clipping each channel would bleach a warm skin to grey-white where red saturates first)
+        albedo = colour / shade
+        albedo = (albedo / albedo.amax(-1, keepdim=True).clamp(min=1.0)).clamp(0, 1)
         in_light = (shade.mean(-1) / max(typical * SHADOW_RAMP, 1e-6)).clamp(0, 1)
         # squared ramp: texels seen at a grazing angle (a fit a few pixels off samples hair, ear or
         # background there) give way to their mirrored texel when it was seen head-on
