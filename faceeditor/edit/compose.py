@@ -51,6 +51,7 @@ from faceeditor.edit import eyes, fill_layer, layers, maps, person_light, religh
 from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
 from faceeditor.edit.geometry import (
+    ear_vertices,
     is_zero_edit,
     model_vertices,
     neck_weights,
@@ -124,9 +125,12 @@ class MeshCompositor:
         # is drawn by :mod:`.eyes`): the warped photo covers those instead
         keep_photo = [model.region_names.index(n) for n in ("M_BackHead", "M_ScleraLeft", "M_IrisLeft",
                                                             "M_ScleraRight", "M_IrisRight")]
-        self.fillable_tri = ~torch.isin(model.face_region[self.face_ids], torch.tensor(keep_photo))
-        # scalp and neck (hair and collar in a photo): unseen, they take their seen neighbours' flow
-        self.scalp_tri = model.face_region[self.face_ids] == model.region_names.index("M_BackHead")
+        # the model's ears are drawn from the photo too: they rarely sit on the person's (a textured
+        # ICT ear over a cheek, an ear-shaped shard in the background), and hair often covers them
+        ears = ear_vertices(model)[self.tri].all(1)
+        self.fillable_tri = ~torch.isin(model.face_region[self.face_ids], torch.tensor(keep_photo)) & ~ears
+        # scalp, neck and ears (hair and collar in a photo): unseen, they take their seen neighbours' flow
+        self.scalp_tri = (model.face_region[self.face_ids] == model.region_names.index("M_BackHead")) | ears
         self.tri_surface = surface_ids(model, self.face_ids)  # visibility test (flow.py)
         with torch.no_grad():
             self._expr_fit = np.asarray(state.expression, np.float32).reshape(-1)

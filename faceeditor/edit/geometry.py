@@ -25,6 +25,8 @@ from faceeditor.render.sh import direction_from_angles
 
 NECK_TOP_Y = -9.0  # cm, model frame: vertices above rotate fully with the head (chin is at -7.6)
 NECK_BOTTOM_Y = -19.3  # cm: the cut of the ICT neck; weight 0 there
+EAR_MIN_X_CM = 7.5  # model frame: face-material vertices this far to the side ...
+EAR_MAX_Z_CM = 3.5  # ... and behind the jaw's front at the ear root (jaw points 0/16: x 7.4, z 3.7) are the ears
 
 
 def neck_weights(model: FaceModel) -> torch.Tensor:
@@ -33,6 +35,13 @@ def neck_weights(model: FaceModel) -> torch.Tensor:
     y = model.neutral[:, 1]
     x = ((y - NECK_BOTTOM_Y) / (NECK_TOP_Y - NECK_BOTTOM_Y)).clamp(0.0, 1.0)
     return (x * x * (3.0 - 2.0 * x))[None, :, None]  # smoothstep
+
+
+def ear_vertices(model: FaceModel) -> torch.Tensor:
+    """(V,) bool: the ICT ears (the face material beside and behind the ear roots)."""
+    v = model.neutral
+    face = model.vertex_region == model.vertex_region_names.index("face")
+    return face & (v[:, 0].abs() > EAR_MIN_X_CM) & (v[:, 2] < EAR_MAX_Z_CM)
 
 
 def offset_rotation(edit: EditParams, device: torch.device | str = "cpu") -> torch.Tensor:
