@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceeditor.edit.fill_layer import LUMA, RING_NEED, match_chroma, match_to_photo, with_ring
+from faceeditor.edit.fill_layer import RING_NEED, match_chroma, match_to_photo, with_ring
+from faceeditor.edit.skin_tone import LUMA
 
 
 def test_ring_marks_the_pixels_around_the_need() -> None:

@@ -47,7 +47,7 @@ import torch
 from faceeditor.core.camera import Camera
 from faceeditor.core.progress import check_cancel
 from faceeditor.core.state import FaceState
-from faceeditor.edit import eyes, fill_layer, layers, maps, person_light, relight, tiles
+from faceeditor.edit import blendmap, eyes, fill_layer, layers, maps, person_light, relight, skin_tone, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
 from faceeditor.edit.geometry import (
@@ -75,6 +75,8 @@ MIN_WORK_PX = 160  # ... never coarser than this, unless the region itself is sm
 WORK_SUBSAMPLE = 6.0  # between the two, the grid has 1/WORK_SUBSAMPLE of the output's resolution
 ROI_MARGIN = 0.8  # region of interest: head box grown by this x head size on each side (falloff + motion)
 TILE_PX = 256  # full-resolution work is done in tiles of this size; unchanged tiles are skipped
+RETONE_MIN_Y = -8.0  # cm, model frame: relit skin below this (under the chin) keeps its colour (the chin is at -7.6)
+RETONE_FEATHER_PX = 1.5  # work-grid pixels: softness of the face-skin mask of the relit colour change
 
 
 @dataclass
@@ -89,6 +91,7 @@ class _ScaleView:
     head_px: float  # head size in output pixels
     taper: tuple[bool, bool, bool, bool]  # window sides that end inside the photo
     person: person_light.PersonShading | None = None  # the whole-person relight maps, made on first use
+    tone: skin_tone.SkinTone | None = None  # the skin's colour by brightness (None: too little skin seen)
 
 
 class MeshCompositor:
@@ -150,6 +153,10 @@ class MeshCompositor:
         self._person = person_mask
         self._layers: dict[tuple[int, int], PortraitLayers] = {}
         self._tex_conf: tuple[torch.Tensor, ...] | None = None  # texture confidence, UVs, photo-textured triangles
+        # the face above the jaw (under the chin, collars and lace look like a pale skin's highlights)
+        above_jaw = (model.neutral[:, 1] > RETONE_MIN_Y)[model.faces].all(1)
+        self.retone_faces = self.skin_faces & above_jaw  # over model.faces
+        self.retone = True  # relit skin takes the photo's skin colour at its new brightness (:mod:`.skin_tone`)
         self.shading_ratio = shading_ratio  # optional: a renderer's own shading ratio on the face (:data:`maps.ShadingRatio`)
 
     # ------------------------------------------------------------------ caches
@@ -212,7 +219,17 @@ class MeshCompositor:
         src = trace_sources(frags, self.tri, self.v_src, self.n_src, self.n_src, area0, orig, cam)
         src = Sources(src.pix, src.face, src.src_xy, torch.zeros_like(src.flow), torch.ones_like(src.warp_conf),
                       src.n_src, src.n_src, src.bary)
-        return _ScaleView(cam, photo, win, orig, src, head_px, taper)
+        return _ScaleView(cam, photo, win, orig, src, head_px, taper, tone=self._skin_tone(photo, win, src))
+
+    def _skin_tone(self, photo: np.ndarray, win: Window, src: Sources) -> skin_tone.SkinTone | None:
+        """The photo's skin colour by brightness (:mod:`.skin_tone`) over the fitted head's skin,
+        away from its outline, on the work grid."""
+        skin = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
+        skin[src.pix] = self.relight_tri[src.face] == person_light.TRI_SKIN
+        skin = cv2.erode(skin.view(win.grid_h, win.grid_w).numpy().astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        r, c = win.slices
+        small = cv2.resize(photo[r, c], (win.grid_w, win.grid_h), interpolation=cv2.INTER_AREA)
+        return skin_tone.measure(small[skin].astype(np.float32) / 255.0)
 
     def person_mask(self) -> np.ndarray:
         """The photo's person alpha (:func:`layers.segment_person`), segmented once."""
@@ -396,6 +413,9 @@ class MeshCompositor:
         gain = np.ascontiguousarray(grid.gain, np.float32) if grid.gain is not None else None
         sums = {k: cv2.integral(v.astype(np.uint8)) for k, v in (("m", moving), ("l", lit), ("f", filled))}
         layer = None
+        face_skin = None  # where relit pixels take the skin's colour at their new brightness
+        if lit.any() and view.tone is not None and self.retone:
+            face_skin = blendmap.feather(fill_layer.skin_map(grid, self.retone_faces).astype(np.float32), RETONE_FEATHER_PX)
         portrait = self._portrait_layers(view) if self.layered and moving.any() else None
         for ox0, oy0, w, h in tiles.tiles(win, TILE_PX):
             gbox = tiles.grid_box(win, ox0, oy0, w, h)
@@ -411,8 +431,10 @@ class MeshCompositor:
                 rx, ry, rw, rh = tiles.sub_rect(lit, gbox, win, ox0, oy0, w, h)
                 if rw > 0 and rh > 0:
                     part = tile[ry - oy0:ry - oy0 + rh, rx - ox0:rx - ox0 + rw]
-                    tile[ry - oy0:ry - oy0 + rh, rx - ox0:rx - ox0 + rw] = relight.apply_gain_u8(
-                        part, upsample(win, gain, rx, ry, rw, rh))
+                    relit = relight.apply_gain_u8(part, upsample(win, gain, rx, ry, rw, rh))
+                    if face_skin is not None:
+                        relit = skin_tone.retone_u8(part, relit, view.tone, upsample(win, face_skin, rx, ry, rw, rh))
+                    tile[ry - oy0:ry - oy0 + rh, rx - ox0:rx - ox0 + rw] = relit
             if has["f"]:
                 if layer is None:
                     layer = self._fill_layer(view, grid)

@@ -21,7 +21,7 @@ import torch
 
 from faceeditor.core.camera import Camera
 from faceeditor.core.state import FaceState
-from faceeditor.edit import blendmap, tiles
+from faceeditor.edit import blendmap, skin_tone, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest
 from faceeditor.edit.grid import Window
 from faceeditor.edit.maps import GridMaps
@@ -32,9 +32,6 @@ PREVIEW_MAX_SIDE = 1280  # outputs up to this size (GUI previews) draw the fill 
 RING_PX = 3  # fill-grid pixels around the needed region where fill and photo are compared
 RING_NEED = 1e-3  # the need passed to the provider on the ring (drawn there, never blended)
 MAX_SHIFT = 0.4  # largest colour correction (sRGB, 0..1) the membrane may add
-CHROMA_BINS = 12  # luminance bins of the photo's skin colour (match_chroma)
-MIN_CHROMA_PX = 120  # fewer seen skin pixels in the layer's window: the fill keeps its colour
-LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luma weights
 
 
 def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceState, grid: GridMaps,
@@ -107,32 +104,17 @@ def match_to_photo(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray, re
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def match_chroma(rgb: np.ndarray, fill_mask: np.ndarray, reference: np.ndarray, ref_mask: np.ndarray,
-                 bins: int = CHROMA_BINS) -> np.ndarray:
-    """``rgb`` (H,W,3) with its colour at each luminance taken from the photo's skin: where
-    ``fill_mask``, each pixel keeps its luminance ``Y`` and takes the median chromaticity
-    ``rgb / Y`` of the ``reference`` pixels under ``ref_mask`` of similar ``Y`` (quantile bins,
-    interpolated). Real skin is redder in its shadows than in its highlights (subsurface
-    scattering), toned photos (sepia) more so; a texture lit back by a white light keeps the hue of
-    its lit texels and turns grey in the shadows it is drawn into."""
-    ref = reference[ref_mask]
-    if len(ref) < MIN_CHROMA_PX or not fill_mask.any():
+def match_chroma(rgb: np.ndarray, fill_mask: np.ndarray, reference: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+    """``rgb`` (H,W,3) where ``fill_mask`` recoloured to the skin colour of its own brightness, as
+    the ``reference`` pixels under ``ref_mask`` show it (:mod:`faceeditor.edit.skin_tone`): a
+    texture lit back by a white light keeps the hue of its lit texels and turns grey in the
+    shadows it is drawn into. Too few reference pixels: ``rgb`` unchanged."""
+    tone = skin_tone.measure(reference[ref_mask]) if fill_mask.any() else None
+    if tone is None:
         return rgb
-    y_ref = ref @ LUMA
-    keep = y_ref > 0.02
-    ref, y_ref = ref[keep], y_ref[keep]
-    if len(ref) < MIN_CHROMA_PX:
-        return rgb
-    order = np.argsort(y_ref)
-    groups = np.array_split(order, bins)
-    y_bin = np.array([np.median(y_ref[g]) for g in groups])
-    c_bin = np.stack([np.median(ref[g] / y_ref[g, None], axis=0) for g in groups])  # (bins,3)
     out = rgb.copy()
-    px = rgb[fill_mask]
-    y = px @ LUMA
-    chroma = np.stack([np.interp(y, y_bin, c_bin[:, c]) for c in range(3)], -1)
-    out[fill_mask] = np.clip(y[:, None] * chroma, 0.0, 1.0)
-    return out.astype(np.float32)
+    out[fill_mask] = skin_tone.recolour(rgb[fill_mask], tone)
+    return out
 
 
 def warped_photo(photo: np.ndarray, grid: GridMaps, lw: Window) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""The photo's skin colour as a function of its brightness, and recolouring by it.
+
+Skin is not a grey surface under a white light: its shadows are redder and more saturated than its
+highlights (light scattered under the skin comes back through more blood and melanin), and camera
+tone curves and toned prints (sepia, warm grading) add to it. A relight or fill that only scales
+brightness (``albedo x shading``, :mod:`faceeditor.edit.relight`) keeps each pixel's chromaticity:
+a darkened lit cheek turns muddy grey-brown, a brightened shadow glows orange, and a texture
+mirrored from the lit side into a shadow looks grey. :class:`SkinTone` holds the photo's own answer:
+the chromaticity ``rgb / Y`` (``Y`` Rec. 709 luma) of its skin pixels as a straight-line trend over
+their brightness (robust to the lips and brows among them);
+:func:`recolour` gives a pixel the skin colour of its brightness, :func:`retone_u8` moves the
+chromaticity of a pixel whose brightness an edit changed along that curve (only skin-like pixels:
+hair, clothes and eyes keep theirs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luma weights
+BINS = 12  # brightness quantile bins of the skin samples
+MIN_PIXELS = 120  # fewer skin samples: no tone curve (the caller keeps its colours)
+MIN_LUMA = 0.02  # darker samples carry no colour
+SIGMA_SPREADS = 2.0  # a pixel counts as skin by e^-1/2 this many median sample distances from the curve
+SIGMA_RANGE = (0.03, 0.12)  # ... within these bounds (chromaticity units: rgb / luma)
+RETONE_STRENGTH = 1.0  # fraction of the skin's chromaticity change a relit pixel takes
+
+
+@dataclass
+class SkinTone:
+    """The skin's chromaticity at each 8-bit luma level (rows have luma 1)."""
+
+    lut: np.ndarray  # (256,3) float32
+    sigma: float = 0.12  # chromaticity distance at which a pixel counts as skin by e^-1/2 (the samples' spread)
+
+
+def measure(pixels: np.ndarray, bins: int = BINS) -> SkinTone | None:
+    """The tone curve of skin samples ``pixels`` (N,3) float in [0,1]; None when too few."""
+    px = np.asarray(pixels, np.float32).reshape(-1, 3)
+    y = px @ LUMA
+    keep = y > MIN_LUMA
+    px, y = px[keep], y[keep]
+    if len(px) < MIN_PIXELS:
+        return None
+    groups = np.array_split(np.argsort(y), bins)
+    y_bin = np.array([np.median(y[g]) for g in groups], np.float32)
+    c_bin = np.stack([np.median(px[g] / y[g, None], axis=0) for g in groups]).astype(np.float32)
+    c_bin /= (c_bin @ LUMA)[:, None]
+    spread = float(np.median(np.concatenate([np.linalg.norm(px[g] / y[g, None] - c_bin[k], axis=1)
+                                             for k, g in enumerate(groups)])))
+    # a straight line through the bins, fitted robustly (Theil-Sen): the trend from the highlights to
+    # the shadows, not the bumps of lips, brows and nostrils, which are the darkest "skin" of a face
+    i, j = np.triu_indices(len(y_bin), 1)
+    dy = y_bin[j] - y_bin[i]
+    ok = dy > 1e-4
+    levels = np.clip((np.arange(256, dtype=np.float32) + 0.5) / 256.0, y_bin[0], y_bin[-1])
+    lut = np.empty((256, 3), np.float32)
+    for c in range(3):
+        slope = float(np.median((c_bin[j, c] - c_bin[i, c])[ok] / dy[ok])) if ok.any() else 0.0
+        lut[:, c] = np.median(c_bin[:, c] - slope * y_bin) + slope * levels
+    lut /= (lut @ LUMA)[:, None]
+    return SkinTone(lut, float(np.clip(SIGMA_SPREADS * spread, *SIGMA_RANGE)))
+
+
+def _level(y: np.ndarray) -> np.ndarray:
+    return np.clip(y * 256.0, 0, 255).astype(np.intp)
+
+
+def recolour(rgb: np.ndarray, tone: SkinTone) -> np.ndarray:
+    """``rgb`` (...,3) float in [0,1] with each pixel's luma kept and the skin's chromaticity at it."""
+    y = rgb @ LUMA
+    return np.clip(y[..., None] * tone.lut[_level(y)], 0.0, 1.0).astype(np.float32)
+
+
+def retone_u8(before: np.ndarray, after: np.ndarray, tone: SkinTone, where: np.ndarray | None = None,
+              strength: float = RETONE_STRENGTH) -> np.ndarray:
+    """``after`` (H,W,3 uint8: ``before`` relit by a brightness gain) with each skin-like pixel's
+    chromaticity moved by the skin's change between its old and new brightness:
+    ``after * (1 + w (lut[Y_after] / lut[Y_before] - 1))``, ``w`` = how close ``before``'s
+    chromaticity is to the skin's at its brightness (Gaussian, ``tone.sigma``) times ``strength``
+    times ``where`` (H,W) in [0,1] if given (the face: white clothes look like a pale skin's
+    highlights, and darkened they would turn peach)."""
+    b = before.astype(np.float32) * (1.0 / 255.0)
+    a = after.astype(np.float32) * (1.0 / 255.0)
+    y0, y1 = b @ LUMA, a @ LUMA
+    c0 = tone.lut[_level(y0)]
+    c1 = tone.lut[_level(y1)]
+    own = b / np.maximum(y0, MIN_LUMA)[..., None]
+    d2 = ((own - c0) ** 2).sum(-1)
+    w = strength * np.exp(-0.5 * d2 / (tone.sigma * tone.sigma)) * (y0 > MIN_LUMA)
+    if where is not None:
+        w = w * where
+    out = a * (1.0 + w[..., None] * (c1 / c0 - 1.0))
+    return np.clip(out * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)

@@ -1,0 +1,63 @@
+"""The photo's skin colour by brightness: measured from samples, given to fills, kept by relights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceeditor.edit import skin_tone
+from faceeditor.edit.skin_tone import LUMA
+
+
+def _skin(y: np.ndarray) -> np.ndarray:
+    """A skin whose chromaticity depends on its luma: redder and more saturated in the shadows."""
+    sat = 0.35 - 0.25 * y
+    c = np.stack([1 + sat, 1 - 0.2 * sat, 1 - 1.4 * sat], -1)
+    c = c / (c @ LUMA)[..., None]
+    return (y[..., None] * c).astype(np.float32)
+
+
+def _tone(seed: int = 0) -> skin_tone.SkinTone:
+    rng = np.random.default_rng(seed)
+    samples = _skin(rng.uniform(0.1, 0.95, 4000)) + rng.normal(0, 0.005, (4000, 3)).astype(np.float32)
+    tone = skin_tone.measure(samples)
+    assert tone is not None
+    return tone
+
+
+def test_the_tone_curve_is_the_skins_chromaticity_at_each_brightness() -> None:
+    tone = _tone()
+    for y in (0.2, 0.5, 0.8):
+        want = _skin(np.array([y], np.float32))[0] / y
+        assert np.abs(tone.lut[int(y * 256)] - want).max() < 0.03
+    assert np.allclose(tone.lut @ LUMA, 1.0, atol=1e-4)
+    assert skin_tone.measure(np.full((50, 3), 0.5, np.float32)) is None  # too few samples
+
+
+def test_darkening_a_lit_cheek_makes_it_the_skins_shadow_colour_not_grey() -> None:
+    tone = _tone()
+    before = (_skin(np.full((4, 4), 0.8, np.float32)) * 255 + 0.5).astype(np.uint8)
+    after = (before.astype(np.float32) * 0.4 + 0.5).astype(np.uint8)  # a brightness-only relight
+    out = skin_tone.retone_u8(before, after, tone).astype(np.float32) / 255
+    want = _skin(np.full((4, 4), 0.32, np.float32))
+    assert np.abs(out - want).max() < 0.03
+    assert np.allclose(out @ LUMA, after.astype(np.float32) @ LUMA / 255, atol=0.02)  # brightness kept
+
+
+def test_what_is_not_skin_or_not_relit_keeps_its_colour() -> None:
+    tone = _tone()
+    blue = np.full((3, 3, 3), (60, 90, 160), np.uint8)  # a shirt
+    darker = (blue * 0.5).astype(np.uint8)
+    assert np.abs(skin_tone.retone_u8(blue, darker, tone).astype(int) - darker).max() <= 1
+    cheek = (_skin(np.full((3, 3), 0.6, np.float32)) * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(skin_tone.retone_u8(cheek, cheek, tone), cheek)  # no brightness change
+    dark = (cheek * 0.5).astype(np.uint8)
+    out = skin_tone.retone_u8(cheek, dark, tone, where=np.zeros((3, 3), np.float32))
+    assert np.array_equal(out, dark)  # outside ``where``
+
+
+def test_recolour_gives_a_grey_fill_the_skin_colour_of_its_brightness() -> None:
+    tone = _tone()
+    grey = np.full((2, 2, 3), 0.3, np.float32)
+    out = skin_tone.recolour(grey, tone)
+    assert np.allclose(out @ LUMA, 0.3, atol=0.01)
+    assert np.abs(out - _skin(np.full((2, 2), 0.3, np.float32))).max() < 0.03
