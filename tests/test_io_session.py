@@ -294,3 +294,19 @@ def test_the_schema_knows_the_renderers() -> None:
 
     assert RENDERERS == EDIT_RENDERERS
     assert tiny_state().image_size == (40, 30)
+
+
+def test_the_personal_model_travels_in_the_session_unparsed(tmp_path) -> None:
+    path = saved_session(tmp_path)
+    session = load_session(path)
+    assert session.personal is None  # none fitted
+    files = {"personal.json": b'{"kind": "faceeditor-personal"}', "personal.pt": bytes(range(256)) * 10}
+    session.personal = files
+    save_session(path, session)
+    again = load_session(path)
+    assert again.personal == files
+    assert again.history == session.history and again.position == session.position
+    with zipfile.ZipFile(path, "a") as z:  # only the model's own folder level is read
+        z.writestr("personal/../escape.pt", b"x")
+        z.writestr("personal/sub/deep.pt", b"x")
+    assert load_session(path).personal == files

@@ -186,3 +186,36 @@ def test_the_factory_keeps_a_fitted_personal_model_for_the_next_session(scene, t
     (renderers.personal_cache_dir(key) / "personal.pt").write_bytes(b"not weights")
     renderers.RendererFactory(model).make("personal", sc.photo, sc.state)
     assert len(fits) == 2
+
+
+def test_a_session_carries_the_personal_model_to_another_machine(scene, tmp_path, monkeypatch) -> None:
+    """The kept model's files go into a session (:func:`personal_files`); opening the session where no
+    model is kept installs them (:func:`install_personal`) and the factory uses them without a fit;
+    files that are not a model are not kept."""
+    from faceeditor.jobs import renderers
+    from faceeditor.neural import personal_renderer
+
+    model, sc = scene
+    monkeypatch.setenv("FACEEDITOR_HOME", str(tmp_path / "here"))
+    assert renderers.personal_files(sc.photo) is None
+    fit = personal_renderer.fit_personal
+    fits = []
+
+    def counted(photos, states, face_model, config=None, progress=None):
+        fits.append(1)
+        return fit(photos, states, face_model, TINY, progress)
+
+    monkeypatch.setattr(personal_renderer, "fit_personal", counted)
+    first = renderers.RendererFactory(model).make("personal", sc.photo, sc.state)
+    files = renderers.personal_files(sc.photo)
+    assert files is not None and set(files) == {"personal.json", "personal.pt"}
+
+    monkeypatch.setenv("FACEEDITOR_HOME", str(tmp_path / "elsewhere"))  # another machine: nothing kept
+    assert not renderers.install_personal(sc.photo, {"personal.json": b"{}", "personal.pt": b"junk"})
+    assert renderers.personal_files(sc.photo) is None
+    assert not renderers.install_personal(sc.photo, {"evil.sh": b"rm -rf"})
+    assert renderers.install_personal(sc.photo, files)
+    again = renderers.RendererFactory(model).make("personal", sc.photo, sc.state)
+    assert len(fits) == 1  # used, not fitted again
+    for k, v in first.personal.state_dict().items():
+        assert torch.equal(v, again.personal.state_dict()[k])

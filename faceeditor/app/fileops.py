@@ -26,6 +26,7 @@ from faceeditor.core.paths import sample_image_path, user_dir
 from faceeditor.edit.params import EditParams
 from faceeditor.io import save_image
 from faceeditor.io.session import SUFFIX, autosave_path, clear_autosave, load_session, pending_autosave, save_session
+from faceeditor.jobs.renderers import install_personal, personal_files
 
 AUTOSAVE_INTERVAL_MS = 3000
 EXPORT_PROGRESS_AFTER_MS = 400  # exports quicker than this never show the progress panel
@@ -91,6 +92,8 @@ class FileOps:
         def job():
             session = load_session(path)
             loaded = engine.load_photo(session.photo_path)
+            if session.personal:  # the session's Personal model: the renderer menu reuses it
+                install_personal(loaded.pixels, session.personal)
             return session, loaded, engine.head_texture(session.state)
 
         def done(result) -> None:
@@ -127,6 +130,8 @@ class FileOps:
         """Write the session on the render thread (``wait``: here and now, e.g. while closing)."""
         doc = self.w.doc
         session = doc.to_session()
+        if doc.photo is not None:  # the photo's Personal model, when one was fitted, travels with it
+            session.personal = personal_files(doc.photo)
         version = doc.version
         if wait:
             save_session(path, session)

@@ -3,7 +3,9 @@
 A session file (``.fesession``) is a zip holding ``session.json`` (version, photo path, face
 index, the history as labelled :class:`~faceeditor.edit.document.EditState` dicts and its
 cursor, the photo's lighting as fitted), ``state.json`` and ``state.npz`` (the
-:class:`~faceeditor.core.state.FaceState`). The photo itself is referenced, not copied. Files
+:class:`~faceeditor.core.state.FaceState`), and, when one was fitted, the photo's Personal
+renderer model (``personal/<file>``: its folder's files as bytes, read back unparsed; the
+renderer menu reuses it instead of fitting again). The photo itself is referenced, not copied. Files
 are written atomically (temporary file, fsync, rename) so a crash never leaves half a session.
 Every field is checked on load (:mod:`faceeditor.io.session_schema`): a malformed file gives a
 :class:`SessionError` naming what is wrong. The photo's resolved path, pixel size and content hash
@@ -52,6 +54,8 @@ __all__ = [
 SUFFIX = ".fesession"
 MAX_JSON_BYTES = 64 << 20  # session.json / state.json larger than this are not a session
 MAX_NPZ_BYTES = 1 << 30
+MAX_PERSONAL_BYTES = 256 << 20  # one file of the Personal model
+PERSONAL_DIR = "personal/"
 # what reading a damaged zip, JSON or npz can raise besides OSError and ValueError
 _READ_ERRORS = (
     OSError,
@@ -76,6 +80,7 @@ class Session:
     photo_light: dict | None = None
     saved_at: float = field(default_factory=time.time)
     photo: PhotoRef | None = None  # the photo as it was when saved (None: an old session, or no photo file)
+    personal: dict[str, bytes] | None = None  # the Personal model's files by name (None: none fitted)
 
     @property
     def current_edit(self) -> dict:
@@ -132,6 +137,8 @@ def save_session(path: str | os.PathLike[str], session: Session) -> Path:
             z.writestr("session.json", json.dumps(meta, indent=1, allow_nan=False), zipfile.ZIP_DEFLATED)
             z.writestr("state.json", json.dumps(state_json, indent=1), zipfile.ZIP_DEFLATED)
             z.writestr("state.npz", buf.getvalue(), zipfile.ZIP_STORED)
+            for name, data in (session.personal or {}).items():
+                z.writestr(PERSONAL_DIR + name, data, zipfile.ZIP_STORED)
 
     try:
         atomic_write(path, write)
@@ -149,10 +156,13 @@ def _member(z: zipfile.ZipFile, name: str, limit: int) -> bytes:
     return z.read(info)
 
 
-def _read(path: Path) -> tuple[object, object, dict[str, np.ndarray]]:
-    """(session.json, state.json, state.npz arrays) as stored, or SessionError for an unreadable file."""
+def _read(path: Path) -> tuple[object, object, dict[str, np.ndarray], dict[str, bytes] | None]:
+    """(session.json, state.json, state.npz arrays, Personal model files or None) as stored, or
+    SessionError for an unreadable file."""
     try:
         with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.startswith(PERSONAL_DIR) and "/" not in n[len(PERSONAL_DIR):]]
+            personal = {n[len(PERSONAL_DIR):]: _member(z, n, MAX_PERSONAL_BYTES) for n in names} or None
             meta = json.loads(_member(z, "session.json", MAX_JSON_BYTES))
             state_json = json.loads(_member(z, "state.json", MAX_JSON_BYTES))
             npz = np.load(io.BytesIO(_member(z, "state.npz", MAX_NPZ_BYTES)))
@@ -168,7 +178,7 @@ def _read(path: Path) -> tuple[object, object, dict[str, np.ndarray]]:
         raise SessionError(f"{path}: not a FaceEditor session ({exc.args[0] if exc.args else exc})") from exc
     except _READ_ERRORS as exc:
         raise SessionError(f"{path}: not a FaceEditor session ({type(exc).__name__}: {exc})") from exc
-    return meta, state_json, arrays
+    return meta, state_json, arrays, personal
 
 
 def check_photo(path: Path, meta: SessionMeta) -> None:
@@ -204,7 +214,7 @@ def check_photo(path: Path, meta: SessionMeta) -> None:
 def load_session(path: str | os.PathLike[str], check: bool = True) -> Session:
     """Read and check a session; any malformed file or (``check``) a replaced photo -> SessionError."""
     path = Path(path)
-    raw_meta, raw_state, arrays = _read(path)
+    raw_meta, raw_state, arrays, personal = _read(path)
     meta = SessionMeta.parse(raw_meta, str(path))
     state_json = check_state(raw_state, arrays, str(path))
     try:
@@ -222,6 +232,7 @@ def load_session(path: str | os.PathLike[str], check: bool = True) -> Session:
         photo_light=meta.photo_light,
         saved_at=meta.saved_at,
         photo=meta.photo,
+        personal=personal,
     )
 
 

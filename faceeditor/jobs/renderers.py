@@ -9,7 +9,8 @@
   :class:`~faceeditor.neural.personal.PersonalModel`, else fitted on the photo alone, seconds;
   ``progress`` follows the fit). :class:`RendererFactory` keeps the fitted model per photo, in
   memory and under the user directory (:func:`personal_cache_dir`): reopening the photo, in this
-  session or a later one, reuses it instead of fitting again.
+  session or a later one, reuses it instead of fitting again; :func:`personal_files` and
+  :func:`install_personal` carry it in and out of session files.
 * ``"photo-neural"``: :class:`~faceeditor.neural.photo_renderer.PhotoNeuralRenderer`, the
   compositor's edit redrawn feed-forward by the photo-conditioned G_p (no inversion); needs
   ``resources/photo_g.pt`` or ``$FACEEDITOR_PHOTO_G``. Not listed by :func:`available_renderers`
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceeditor.core.atomic import atomic_write_bytes
 from faceeditor.core.errors import FaceEditorError, RendererUnavailableError
 from faceeditor.core.paths import user_dir
 from faceeditor.core.progress import Progress
@@ -42,7 +44,7 @@ from faceeditor.morphable import load_face_model
 from faceeditor.morphable.model import FaceModel
 from faceeditor.neural.gar_nets import GarNets, load_gar
 from faceeditor.neural.gar_nets import available as neural_available
-from faceeditor.neural.personal import MANIFEST, PersonalModel, photo_key
+from faceeditor.neural.personal import MANIFEST, WEIGHTS, PersonalModel, photo_key
 from faceeditor.neural.personal_renderer import PersonalRenderer
 from faceeditor.neural.photo_g import PhotoG
 from faceeditor.neural.photo_renderer import PhotoNeuralRenderer, load_photo_g
@@ -79,6 +81,38 @@ def cache_personal(key: str, personal: PersonalModel) -> None:
             shutil.rmtree(old, ignore_errors=True)
     except OSError:
         pass
+
+
+def personal_files(photo: np.ndarray) -> dict[str, bytes] | None:
+    """The kept Personal model of ``photo`` (uint8 pixels) as its files' bytes (for a session file), or None."""
+    folder = personal_cache_dir(photo_key(photo))
+    try:
+        if not (folder / MANIFEST).is_file():
+            return None
+        return {name: (folder / name).read_bytes() for name in (MANIFEST, WEIGHTS) if (folder / name).is_file()}
+    except OSError:
+        return None
+
+
+def install_personal(photo: np.ndarray, files: dict[str, bytes]) -> bool:
+    """Keep the Personal model ``files`` (from a session) for ``photo`` unless one is kept already;
+    only the model's own file names are written. True when the photo now has a kept model that loads."""
+    key = photo_key(photo)
+    folder = personal_cache_dir(key)
+    if load_cached_personal(key) is not None:
+        return True
+    if set(files) != {MANIFEST, WEIGHTS}:
+        return False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            atomic_write_bytes(folder / name, data)
+    except OSError:
+        return False
+    if load_cached_personal(key) is None:  # not a model after all: do not keep it
+        shutil.rmtree(folder, ignore_errors=True)
+        return False
+    return True
 
 
 def available_renderers() -> dict[str, tuple[bool, str]]:

@@ -259,6 +259,8 @@ class PersonalModel(nn.Module):
             weights = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
         except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
             raise FaceEditorError(f"{folder}: not a personal model ({exc})") from exc
+        except Exception as exc:
+            raise FaceEditorError(f"{folder}: not a personal model ({type(exc).__name__}: {exc})") from exc
         model = cls(PersonalConfig.from_dict(doc["config"]), len(doc["photos"]))
         model.load_state_dict(weights)
         model.keys = [p["key"] for p in doc["photos"]]
