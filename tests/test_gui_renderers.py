@@ -62,17 +62,27 @@ def test_neural_renderer_choice_renders_edits(win, tmp_path):
     assert win.doc.edit.params.renderer == "mesh" and win.doc.edit.params.yaw == 0.0
 
 
-def test_personal_renderer_fits_in_the_background_with_a_loss_chart(win, tmp_path, monkeypatch):
-    """Choosing "Personal (relight)" fits the Personal model (paper 001) on the photo in the
-    background under the progress panel with its loss chart, then edits render through it."""
+def _small_personal_fits(monkeypatch) -> list[int]:
+    """Personal fits made tiny (seconds); the list grows by one per fit."""
     from faceeditor.neural import personal_renderer
     from faceeditor.neural.personal import PersonalConfig
 
     small = PersonalConfig(texture_px=32, normal_px=16, fourier=2, hidden=16, crop=64, steps=(8, 8, 8, 8))
     fit = personal_renderer.fit_personal
-    monkeypatch.setattr(personal_renderer, "fit_personal",
-                        lambda photos, states, model, config=None, progress=None: fit(photos, states, model, small,
-                                                                                     progress))
+    fits: list[int] = []
+
+    def counted(photos, states, model, config=None, progress=None):
+        fits.append(1)
+        return fit(photos, states, model, small, progress)
+
+    monkeypatch.setattr(personal_renderer, "fit_personal", counted)
+    return fits
+
+
+def test_personal_renderer_fits_in_the_background_with_a_loss_chart(win, tmp_path, monkeypatch):
+    """Choosing "Personal (relight)" fits the Personal model (paper 001) on the photo in the
+    background under the progress panel with its loss chart, then edits render through it."""
+    _small_personal_fits(monkeypatch)
     begun, losses = [], []
     begin, update = win.tasks.begin, win.tasks.update
 
@@ -96,3 +106,29 @@ def test_personal_renderer_fits_in_the_background_with_a_loss_chart(win, tmp_pat
     assert ("Preparing the Personal renderer", True) in begun, begun
     assert losses and np.isfinite(losses).all()
     assert not win.tasks.active()
+
+
+def test_a_saved_session_brings_its_personal_model_along(win, tmp_path, monkeypatch):
+    """The session file holds the Personal model: opened where none is kept (another machine, a
+    cleared cache), choosing Personal renders at once, without a new fit."""
+    fits = _small_personal_fits(monkeypatch)
+    win.engine._renderer_factory = None  # no model kept in memory by an earlier test
+    d = win.driver
+    _fitted_and_chosen(win, tmp_path, "personal")
+    assert d.pump(120, lambda: d.idle() and not win.tasks.active()), win.banner.text.text()
+    assert len(fits) == 1
+    path = tmp_path / "portrait.fesession"
+    win.files.save_session_to(str(path), wait=True)
+
+    monkeypatch.setenv("FACEEDITOR_HOME", str(tmp_path / "another-machine"))
+    win.engine._renderer_factory = None  # nothing kept in memory either
+    win.files.open_session(str(path))
+    assert d.pump(60, lambda: win.doc.session_path == path and d.idle()), win.banner.text.text()
+    i = win.renderer_combo.findData("personal")
+    win.renderer_combo.setCurrentIndex(i)
+    win.renderer_combo.activated.emit(i)
+    stamp = d.set_slider(win.pose_panel.sliders["yaw"], 10.0)
+    win.doc.close_gesture()
+    assert d.pump(120, lambda: win.canvas.stamp >= stamp and d.idle()), win.banner.text.text()
+    assert win.doc.edit.params.renderer == "personal"
+    assert len(fits) == 1  # the session's model, not a new fit
