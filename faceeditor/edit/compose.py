@@ -9,8 +9,11 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
    (:mod:`.blendmap`), so hair and neck follow and the background stays (:mod:`.maps`);
 3. the luminance shading ratio of the target to the fitted SH light on the edited vs fitted normals
    is the relight gain on the whole person (:mod:`.relight`, :mod:`.person_light`) — pose edits get it too, since
-   a turned head turns in the scene's light;
+   a turned head turns in the scene's light; relit face skin then takes the photo's skin colour at
+   its new brightness (:mod:`.skin_tone`: shadows redder, highlights paler, as the photo shows them);
 4. pixels the photo cannot supply are rendered by the :class:`~faceeditor.edit.fill.FillProvider`
+   (the face, mouth and eyelids; ears, scalp and neck are moved photo, they take their seen
+   neighbours' flow)
    (at the output resolution capped at :data:`fill_layer.MAX_FILL_PX`; on the work grid, sharing
    its rasterization, for preview-sized outputs), matched to the photo around them by a smooth
    membrane (:mod:`.fill_layer`) and blended with a soft mask;
