@@ -12,8 +12,7 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
    a turned head turns in the scene's light; relit face skin then takes the photo's skin colour at
    its new brightness (:mod:`.skin_tone`: shadows redder, highlights paler, as the photo shows them);
 4. pixels the photo cannot supply are rendered by the :class:`~faceeditor.edit.fill.FillProvider`
-   (the face, mouth and eyelids; ears, scalp and neck are moved photo, they take their seen
-   neighbours' flow)
+   (face and mouth; ears, scalp and neck are moved photo)
    (at the output resolution capped at :data:`fill_layer.MAX_FILL_PX`; on the work grid, sharing
    its rasterization, for preview-sized outputs), matched to the photo around them by a smooth
    membrane (:mod:`.fill_layer`) and blended with a soft mask;
@@ -156,9 +155,8 @@ class MeshCompositor:
         self._person = person_mask
         self._layers: dict[tuple[int, int], PortraitLayers] = {}
         self._tex_conf: tuple[torch.Tensor, ...] | None = None  # texture confidence, UVs, photo-textured triangles
-        # the face above the jaw (under the chin, collars and lace look like a pale skin's highlights)
-        above_jaw = (model.neutral[:, 1] > RETONE_MIN_Y)[model.faces].all(1)
-        self.retone_faces = self.skin_faces & above_jaw  # over model.faces
+        # retoned: the face above the jaw (under the chin, collars and lace look like a pale skin's highlights)
+        self.retone_faces = self.skin_faces & (model.neutral[:, 1] > RETONE_MIN_Y)[model.faces].all(1)
         self.retone = True  # relit skin takes the photo's skin colour at its new brightness (:mod:`.skin_tone`)
         self.shading_ratio = shading_ratio  # optional: a renderer's own shading ratio on the face (:data:`maps.ShadingRatio`)
 
@@ -227,9 +225,9 @@ class MeshCompositor:
     def _skin_tone(self, photo: np.ndarray, win: Window, src: Sources) -> skin_tone.SkinTone | None:
         """The photo's skin colour by brightness (:mod:`.skin_tone`) over the fitted head's skin,
         away from its outline, on the work grid."""
-        skin = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
-        skin[src.pix] = self.relight_tri[src.face] == person_light.TRI_SKIN
-        skin = cv2.erode(skin.view(win.grid_h, win.grid_w).numpy().astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        skin = np.zeros(win.grid_h * win.grid_w, np.uint8)
+        skin[src.pix.numpy()] = (self.relight_tri[src.face] == person_light.TRI_SKIN).numpy()
+        skin = cv2.erode(skin.reshape(win.grid_h, win.grid_w), np.ones((5, 5), np.uint8)) > 0
         r, c = win.slices
         small = cv2.resize(photo[r, c], (win.grid_w, win.grid_h), interpolation=cv2.INTER_AREA)
         return skin_tone.measure(small[skin].astype(np.float32) / 255.0)
