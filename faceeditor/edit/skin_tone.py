@@ -25,6 +25,8 @@ MIN_PIXELS = 120  # fewer skin samples: no tone curve (the caller keeps its colo
 MIN_LUMA = 0.02  # darker samples carry no colour
 SIGMA_SPREADS = 2.0  # a pixel counts as skin by e^-1/2 this many median sample distances from the curve
 SIGMA_RANGE = (0.03, 0.12)  # ... within these bounds (chromaticity units: rgb / luma)
+MIN_WHERE = 1.0 / 64.0  # ``where`` below this: the pixel is not retoned
+MIN_LEVEL = int(MIN_LUMA * 256)  # 8-bit luma at or below which pixels carry no colour
 RETONE_STRENGTH = 1.0  # fraction of the skin's chromaticity change a relit pixel takes
 
 
@@ -68,6 +70,12 @@ def _level(y: np.ndarray) -> np.ndarray:
     return np.clip(y * 256.0, 0, 255).astype(np.intp)
 
 
+def _luma8(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 709 luma of uint8 pixels (N,3) as 8-bit levels, in integers (54 + 183 + 19 = 256)."""
+    x = rgb.astype(np.uint16)
+    return ((54 * x[:, 0] + 183 * x[:, 1] + 19 * x[:, 2] + 128) >> 8).astype(np.intp)
+
+
 def recolour(rgb: np.ndarray, tone: SkinTone) -> np.ndarray:
     """``rgb`` (...,3) float in [0,1] with each pixel's luma kept and the skin's chromaticity at it."""
     y = rgb @ LUMA
@@ -81,16 +89,23 @@ def retone_u8(before: np.ndarray, after: np.ndarray, tone: SkinTone, where: np.n
     ``after * (1 + w (lut[Y_after] / lut[Y_before] - 1))``, ``w`` = how close ``before``'s
     chromaticity is to the skin's at its brightness (Gaussian, ``tone.sigma``) times ``strength``
     times ``where`` (H,W) in [0,1] if given (the face: white clothes look like a pale skin's
-    highlights, and darkened they would turn peach)."""
-    b = before.astype(np.float32) * (1.0 / 255.0)
-    a = after.astype(np.float32) * (1.0 / 255.0)
-    y0, y1 = b @ LUMA, a @ LUMA
-    c0 = tone.lut[_level(y0)]
-    c1 = tone.lut[_level(y1)]
-    own = b / np.maximum(y0, MIN_LUMA)[..., None]
-    d2 = ((own - c0) ** 2).sum(-1)
-    w = strength * np.exp(-0.5 * d2 / (tone.sigma * tone.sigma)) * (y0 > MIN_LUMA)
+    highlights, and darkened they would turn peach). Only pixels whose 8-bit luma changed, under
+    ``where``, are computed (a few ms per megapixel of face)."""
+    flat_b, flat_a = before.reshape(-1, 3), after.reshape(-1, 3)
+    sel = np.flatnonzero(where.reshape(-1) > MIN_WHERE) if where is not None else np.arange(len(flat_b))
+    y0, y1 = _luma8(flat_b[sel]), _luma8(flat_a[sel])
+    keep = (y0 != y1) & (y0 > MIN_LEVEL)
+    sel, y0, y1 = sel[keep], y0[keep], y1[keep]
+    if sel.size == 0:
+        return after
+    b = flat_b[sel].astype(np.float32)
+    c0 = tone.lut[y0]
+    d2 = ((b / y0[:, None].astype(np.float32) - c0) ** 2).sum(1)  # own chromaticity vs the skin's
+    w = strength * np.exp(-0.5 * d2 / (tone.sigma * tone.sigma))
     if where is not None:
-        w = w * where
-    out = a * (1.0 + w[..., None] * (c1 / c0 - 1.0))
-    return np.clip(out * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+        w *= where.reshape(-1)[sel]
+    ratio = tone.lut[y1] / c0
+    new = flat_a[sel].astype(np.float32) * (1.0 + w[:, None] * (ratio - 1.0))
+    out = after.copy()
+    out.reshape(-1, 3)[sel] = np.clip(new + 0.5, 0.0, 255.0).astype(np.uint8)
+    return out
