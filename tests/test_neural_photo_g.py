@@ -16,7 +16,7 @@ from faceeditor.neural.gar import modulated_conv2d
 from faceeditor.neural.labels import RegionTable
 from faceeditor.neural.photo_g import PhotoG, injected_conv
 from faceeditor.neural.photo_renderer import PhotoNeuralRenderer
-from faceeditor.neural.photo_rep import CONF, REP_CHANNELS, TEXTURED, WARPED, base_image
+from faceeditor.neural.photo_rep import CONF, REGIONS, REP_CHANNELS, TEXTURED, WARPED, base_image
 from trainers import train_photo_g
 from trainers.photo_g_data import Shards, round_trip
 
@@ -180,3 +180,32 @@ def test_renderer_pastes_near_the_head_only(model) -> None:
     small = r.render(edit, scale=0.5)
     assert small.shape == (192, 192, 3)
     assert torch.equal(base_image(torch.zeros(1, REP_CHANNELS, 8, 8)), torch.zeros(1, 3, 8, 8))
+
+
+def test_on_the_holes_g_p_sees_what_it_was_trained_on(model) -> None:
+    """Where the photo cannot texture the edited head, rep's warped channel is the push-pull fill of
+    the confident texture (as in ``round_trip``), not the compositor's mesh fill; off the head it is
+    the compositor's image; the pasted image is G_p's base + residual."""
+    from faceeditor.neural.align import warp_image
+    from faceeditor.neural.photo_rep import push_pull_fill
+
+    scene = synthetic_photo(model, seed=6, size=(320, 320))
+    state = scene.state
+    state.fitted_landmarks68 = state.camera().project(state_vertices(model, state))[0, model.landmarks68, :2].numpy()
+    G = PhotoG(**TINY).eval()
+    r = PhotoNeuralRenderer(scene.photo, state, model, G=G)
+    edit = EditParams(yaw=30.0)
+    base = r.mesh.render(edit)
+    out = r.crop_output(edit, base, 1.0)
+    rep = out["rep"]
+    m = torch.from_numpy(warp_image(base, r.crop_matrix(1.0), r.size)).permute(2, 0, 1)[None].float() / 255
+    head = rep[:, REGIONS].sum(1, keepdim=True) > 0  # region one-hots: the edited head
+    conf = rep[:, CONF]
+    holes = head & (conf < 0.05)
+    assert holes.sum() > 20
+    want = push_pull_fill(m, conf)
+    assert torch.allclose(rep[:, WARPED][holes.expand(-1, 3, -1, -1)], want[holes.expand(-1, 3, -1, -1)], atol=1e-5)
+    assert torch.allclose(rep[:, WARPED][~head.expand(-1, 3, -1, -1)], m[~head.expand(-1, 3, -1, -1)], atol=1e-6)
+    with torch.no_grad():
+        g = G(rep, noise=False)
+    assert torch.allclose(out["residual"] + m, base_image(rep) + g["residual"].float(), atol=1e-4)
