@@ -25,6 +25,7 @@ MIN_PIXELS = 120  # fewer skin samples: no tone curve (the caller keeps its colo
 MIN_LUMA = 0.02  # darker samples carry no colour
 SIGMA_SPREADS = 2.0  # a pixel counts as skin by e^-1/2 this many median sample distances from the curve
 SIGMA_RANGE = (0.03, 0.12)  # ... within these bounds (chromaticity units: rgb / luma)
+MIN_CHROMA = 0.05  # smallest chromaticity channel of the curve
 MIN_WHERE = 1.0 / 64.0  # ``where`` below this: the pixel is not retoned
 MIN_LEVEL = int(MIN_LUMA * 256)  # 8-bit luma at or below which pixels carry no colour
 RETONE_STRENGTH = 1.0  # fraction of the skin's chromaticity change a relit pixel takes
@@ -62,6 +63,7 @@ def measure(pixels: np.ndarray, bins: int = BINS) -> SkinTone | None:
     for c in range(3):
         slope = float(np.median((c_bin[j, c] - c_bin[i, c])[ok] / dy[ok])) if ok.any() else 0.0
         lut[:, c] = np.median(c_bin[:, c] - slope * y_bin) + slope * levels
+    lut = np.maximum(lut, MIN_CHROMA)  # a steep fit never reaches a zero channel (the ratio divides by it)
     lut /= (lut @ LUMA)[:, None]
     return SkinTone(lut, float(np.clip(SIGMA_SPREADS * spread, *SIGMA_RANGE)))
 
