@@ -130,11 +130,16 @@ class FileOps:
         """Write the session on the render thread (``wait``: here and now, e.g. while closing)."""
         doc = self.w.doc
         session = doc.to_session()
-        if doc.photo is not None:  # the photo's Personal model, when one was fitted, travels with it
-            session.personal = personal_files(doc.photo)
+        photo = doc.photo
+
+        def write():
+            if photo is not None:  # the photo's Personal model, when one was fitted, travels with it
+                session.personal = personal_files(photo)  # (hashes the photo: off the GUI thread)
+            return save_session(path, session)
+
         version = doc.version
         if wait:
-            save_session(path, session)
+            write()
             doc.mark_saved(path)
             clear_autosave()
             return
@@ -148,7 +153,7 @@ class FileOps:
             self.w.refresh_all()
             self.w.statusBar().showMessage(f"Saved session {p}", 5000)
 
-        self.w.submit(lambda: save_session(path, session), done)
+        self.w.submit(write, done)
 
     # ----------------------------------------------------------------- autosave
     def autosave(self, wait: bool = False) -> None:
