@@ -44,6 +44,14 @@ def test_json_round_trip(tmp_path) -> None:
     assert EditParams.from_dict(EditParams().to_dict()).is_zero()
 
 
+def test_renderer_names_old_and_new() -> None:
+    """"photo-neural" (G_p's name before it became "neural") still reads; unknown names do not."""
+    assert EditParams.from_dict({"renderer": "photo-neural"}).renderer == "neural"
+    assert EditParams.from_dict({"renderer": "gar"}).renderer == "gar"
+    with pytest.raises(ValueError, match="unknown renderer"):
+        EditParams.from_dict({"renderer": "vgg"})
+
+
 def test_bad_preset_file_is_a_user_error(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -144,13 +144,13 @@ def test_a_slow_export_shows_progress_and_cancels(win, engine, monkeypatch, tmp_
     assert "Cancelled" in win.statusBar().currentMessage() or "cancelled" in win.statusBar().currentMessage()
 
 
-def test_neural_set_up_shows_progress_and_cancel_falls_back(win, engine, monkeypatch):
-    """The neural renderer's inversion (seconds) runs under the progress panel; Cancel stops it and
+def test_gar_set_up_shows_progress_and_cancel_falls_back(win, engine, monkeypatch):
+    """The GAR renderer's inversion (seconds) runs under the progress panel; Cancel stops it and
     the edit goes back to the mesh compositor."""
     from faceeditor.core.errors import Cancelled
 
     def make(rgb, state, name, preview=False, progress=None):
-        if name == "neural":
+        if name == "gar":
             for i in range(200):
                 if progress is not None and not progress("invert", i / 200, 1.0):
                     raise Cancelled("inversion cancelled")
@@ -160,8 +160,8 @@ def test_neural_set_up_shows_progress_and_cancel_falls_back(win, engine, monkeyp
     d = win.driver
     _stand_in_face(win, engine, monkeypatch)
     monkeypatch.setattr(engine, "make_renderer", make)
-    win.doc.set_renderer("neural")
-    assert d.pump(10, lambda: win.progress.isVisible() and "neural" in win.progress.title.text().lower())
+    win.doc.set_renderer("gar")
+    assert d.pump(10, lambda: win.progress.isVisible() and "gar" in win.progress.title.text().lower())
     assert d.pump(5, lambda: win.progress.bar.value() > 0)
     win.act_cancel.trigger()  # Esc
     assert d.pump(10, lambda: not win.progress.isVisible())

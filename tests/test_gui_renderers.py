@@ -32,18 +32,18 @@ def _fitted_and_chosen(win, tmp_path, renderer: str) -> int:
     return i
 
 
-def test_neural_renderer_choice_renders_edits(win, tmp_path):
-    """Choosing "Neural renderer" inverts G on the face in the background (the window keeps
+def test_gar_renderer_choice_renders_edits(win, tmp_path):
+    """Choosing "GAR fill" inverts G on the face in the background (the window keeps
     answering and the status bar follows the inversion), then slider edits render through it;
     undo goes back to the mesh compositor."""
     from faceeditor.jobs.renderers import available_renderers
 
-    if not available_renderers()["neural"][0]:
+    if not available_renderers()["gar"][0]:
         pytest.skip("GAR weights not trained yet (python -m trainers.train_gar)")
     d = win.driver
     messages: list[str] = []
     win.statusBar().messageChanged.connect(messages.append)
-    _fitted_and_chosen(win, tmp_path, "neural")
+    _fitted_and_chosen(win, tmp_path, "gar")
     before = d.canvas_pixels()
     stamp = d.set_slider(win.pose_panel.sliders["yaw"], 20.0)
     win.doc.close_gesture()
@@ -55,8 +55,8 @@ def test_neural_renderer_choice_renders_edits(win, tmp_path):
     assert float(gaps.max()) < 2.0, "the window must keep answering while G is inverted"
     after = d.canvas_pixels()
     assert (np.abs(after.astype(int) - before.astype(int)).sum(-1) > 30).mean() > 0.005
-    assert any(m.startswith("Neural renderer: ") and m.endswith("%") for m in messages), messages
-    print(f"neural renderer: inversion + first edit {time.perf_counter() - t0:.1f} s")
+    assert any(m.startswith("GAR renderer: ") and m.endswith("%") for m in messages), messages
+    print(f"GAR renderer: inversion + first edit {time.perf_counter() - t0:.1f} s")
     win.act_undo.trigger()
     win.act_undo.trigger()
     assert win.doc.edit.params.renderer == "mesh" and win.doc.edit.params.yaw == 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,13 +24,13 @@ from faceeditor.edit.scene import synthetic_photo
 from faceeditor.jobs import renderers
 from faceeditor.jobs.renderers import RendererFactory, available_renderers, make_renderer
 from faceeditor.morphable import load_face_model
-from faceeditor.neural import renderer as neural_renderer
+from faceeditor.neural import gar_renderer
 from faceeditor.neural.crop_render import render_edit
 from faceeditor.neural.fill import NeuralFill
 from faceeditor.neural.gar import face_mask
 from faceeditor.neural.gar_nets import GarNets
 from faceeditor.neural.invert import InvertConfig, invert
-from faceeditor.neural.renderer import NeuralRenderer
+from faceeditor.neural.gar_renderer import GarRenderer
 
 
 @pytest.fixture(scope="module")
@@ -146,12 +147,12 @@ def test_loaded_renderer_keeps_its_caches(model, scene, monkeypatch):
         calls.append(state_)
         return inv
 
-    monkeypatch.setattr(neural_renderer, "invert", fake_invert)
+    monkeypatch.setattr(gar_renderer, "invert", fake_invert)
     factory = RendererFactory(model, nets=nets)  # what the window keeps
-    a = factory.make("neural", photo, state, preview=True)
-    b = factory.make("neural", photo, state)  # the full-resolution renderer of the face reuses the inversion
+    a = factory.make("gar", photo, state, preview=True)
+    b = factory.make("gar", photo, state)  # the full-resolution renderer of the face reuses the inversion
     assert a.state is inv and b.state is inv and a.nets is nets and b.nets is nets and len(calls) == 1
-    NeuralRenderer(photo, state, model, nets=small_garnets())  # another loaded renderer inverts again
+    GarRenderer(photo, state, model, nets=small_garnets())  # another loaded renderer inverts again
     assert len(calls) == 2
 
 
@@ -194,21 +195,25 @@ def test_neural_fill_plugs_into_the_compositor(model, scene):
     mesh = MeshCompositor(photo, inv, model).render(edit, scale=1.0)
     assert np.abs(out.astype(int) - mesh.astype(int)).max() > 0  # the fill differs from the mesh fill
     # the PhotoRenderer: zero edit returns the photo; the state is used as given when inverted
-    r = NeuralRenderer(photo, inv, model, nets=nets, invert_if_needed=False)
-    assert r.name == "neural"
+    r = GarRenderer(photo, inv, model, nets=nets, invert_if_needed=False)
+    assert r.name == "gar"
     np.testing.assert_array_equal(r.render(EditParams()), photo)
     with pytest.raises(ValueError):
-        NeuralRenderer(photo, state, model, nets=nets, invert_if_needed=False)
+        GarRenderer(photo, state, model, nets=nets, invert_if_needed=False)
 
 
 def test_renderer_factory_knows_the_window_renderers(scene, model, monkeypatch):
     photo, state = scene
     avail = available_renderers()
-    assert set(avail) == {"mesh", "neural", "personal"} and avail["mesh"][0] and avail["personal"][0]
+    assert set(avail) == {"mesh", "neural", "gar", "personal"} and avail["mesh"][0] and avail["personal"][0]
     assert make_renderer("mesh", photo, state, model).name == "mesh"
     with pytest.raises(ValueError):
         make_renderer("nope", photo, state, model)
-    monkeypatch.setattr(renderers, "neural_available", lambda: False)
+    monkeypatch.setattr(renderers, "gar_available", lambda: False)
+    assert not available_renderers()["gar"][0]
+    with pytest.raises(RendererUnavailableError):
+        make_renderer("gar", photo, state, model)
+    monkeypatch.setenv("FACEEDITOR_PHOTO_G", str(Path("/nonexistent/photo_g.pt")))
     assert not available_renderers()["neural"][0]
     with pytest.raises(RendererUnavailableError):
-        make_renderer("neural", photo, state, model)
+        make_renderer("photo-neural", photo, state, model)  # the old name of "neural"

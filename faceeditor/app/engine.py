@@ -32,7 +32,8 @@ from faceeditor.render.gl import MeshBuffers
 
 TEXTURE_SIZE = 512  # atlas tile side of the photometric fit
 VIEWPORT_TEXTURE_PX = 1024  # widest texture atlas sent to the 3D viewport
-RENDERER_LABELS = {"mesh": "Mesh compositor", "neural": "Neural renderer", "personal": "Personal (relight)"}
+RENDERER_LABELS = {"mesh": "Mesh compositor", "neural": "Neural renderer", "gar": "GAR fill (inverts first)",
+                   "personal": "Personal (relight)"}
 REFINE_MAX_PX = 2048  # big photos: the photometric stage runs on a copy this size (long side)...
 REFINE_FACE_PX = 1024  # ... or larger, so the face keeps this many pixels across (texture detail)
 

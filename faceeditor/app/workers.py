@@ -30,8 +30,8 @@ from PySide6.QtCore import QThread, Signal
 from faceeditor.core.errors import Cancelled, FaceEditorError
 from faceeditor.edit.params import EditParams
 
-SETUP_LABELS = {"neural": "Neural renderer", "personal": "Personal renderer"}  # renderers built with progress
-SETUP_STAGES = {"init": "starting", "invert": "fitting the face", "tune": "tuning the renderer",  # neural
+SETUP_LABELS = {"gar": "GAR renderer", "personal": "Personal renderer"}  # renderers built with progress
+SETUP_STAGES = {"init": "starting", "invert": "fitting the face", "tune": "tuning the renderer",  # GAR
                 "normals": "fitting normals", "texture": "fitting the albedo", "lighting": "learning shadows",
                 "all": "refining everything", "light": "fitting this photo's light"}  # personal (paper 001)
 

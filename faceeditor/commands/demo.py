@@ -3,9 +3,10 @@
 No display needed: detects and fits the face of scikit-image's astronaut photo (or ``--photo``),
 writes what ``faceeditor fit`` writes (parameters, textured OBJ, overlay), then three edits at
 full resolution (head turn, smile, relight) and a before/after strip, into OUTDIR (default
-``./out/demo``). When the neural renderer is trained (``resources/gar_*.pt``), it is also inverted
-on the face (GAR eq. 10, ``--neural-seconds`` budget) and renders the head turn
-(``edit_turn_left_neural.png``).
+``./out/demo``). The head turn is also drawn by the photo-conditioned neural renderer G_p when it
+is shipped (``resources/photo_g.pt``; feed-forward: ``edit_turn_left_neural.png``) and by the GAR
+renderer when it is trained (``resources/gar_*.pt``: inverted on the face first, GAR eq. 10,
+``--gar-seconds`` budget: ``edit_turn_left_gar.png``).
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ EDITS = {  # name -> EditParams fields; the relight moves the photo's own light 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--outdir", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
     parser.add_argument("--photo", type=Path, default=None, help="use this photo instead of the sample")
-    parser.add_argument("--neural-seconds", type=float, default=10.0,
-                        help="time budget of the neural renderer's inversion (0 = skip the neural edit)")
+    parser.add_argument("--gar-seconds", type=float, default=10.0,
+                        help="time budget of the GAR renderer's inversion (0 = skip the GAR edit)")
 
 
 def _heavy() -> SimpleNamespace:
-    """The fitter, its exports and the renderers (OpenCV, mediapipe, the neural renderer): imported
+    """The fitter, its exports and the renderers (OpenCV, mediapipe, the networks): imported
     when the demo runs, not when the command line builds its parser (which imports every command)."""
     from faceeditor.fit.export import write_face_mesh
     from faceeditor.fit.overlay import draw_fit_overlay
@@ -49,13 +50,14 @@ def _heavy() -> SimpleNamespace:
     from faceeditor.fit.pipeline import fit_photo
     from faceeditor.jobs.renderers import make_renderer
     from faceeditor.neural.gar_nets import available, load_gar
+    from faceeditor.neural.gar_renderer import GarRenderer
     from faceeditor.neural.invert import InvertConfig, invert
-    from faceeditor.neural.renderer import NeuralRenderer
+    from faceeditor.neural.photo_renderer import photo_g_available
 
     return SimpleNamespace(write_face_mesh=write_face_mesh, draw_fit_overlay=draw_fit_overlay,
                            write_params_json=write_params_json, fit_photo=fit_photo, make_renderer=make_renderer,
-                           neural_available=available, load_gar=load_gar, InvertConfig=InvertConfig, invert=invert,
-                           NeuralRenderer=NeuralRenderer)
+                           gar_available=available, load_gar=load_gar, InvertConfig=InvertConfig, invert=invert,
+                           GarRenderer=GarRenderer, photo_g_available=photo_g_available)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,24 +91,32 @@ def run(args: argparse.Namespace) -> int:
         strip.append(edited)
     save_image(out / "before_after.png", np.concatenate(strip, axis=1))
     print(f"wrote {out}/: params.json mesh.obj mesh.mtl mesh.png overlay.png edit_*.png before_after.png")
-    if args.neural_seconds > 0:
-        _neural_edit(rgb, image, state, model, out, args.neural_seconds)
+    turn = EditParams.from_dict(EDITS["turn_left"])
+    if heavy.photo_g_available():
+        t1 = time.perf_counter()
+        edited = heavy.make_renderer("neural", rgb, state, model).render(turn)
+        print(f"edit turn_left (neural renderer G_p): {(time.perf_counter() - t1) * 1000:.0f} ms")
+        save_image(out / "edit_turn_left_neural.png", edited, like=image)
+    else:
+        print("neural renderer: not shipped (python -m trainers.train_photo_g --export); skipped")
+    if args.gar_seconds > 0:
+        _gar_edit(rgb, image, state, model, out, args.gar_seconds)
     return 0
 
 
-def _neural_edit(rgb: np.ndarray, image, state, model, out: Path, seconds: float) -> None:
-    """Invert the shipped neural renderer on the face and render the head turn through it."""
+def _gar_edit(rgb: np.ndarray, image, state, model, out: Path, seconds: float) -> None:
+    """Invert the shipped GAR renderer on the face and render the head turn through it."""
     heavy = _heavy()
-    if not heavy.neural_available():
-        print("neural renderer: not trained (python -m trainers.train_gar); skipped")
+    if not heavy.gar_available():
+        print("GAR renderer: not trained (python -m trainers.train_gar); skipped")
         return
     nets = heavy.load_gar("cpu")
     t0 = time.perf_counter()
     inverted, res = heavy.invert(rgb, state, model, heavy.InvertConfig(time_budget_s=seconds), nets,
                                  return_result=True)
-    print(f"neural renderer: inverted in {time.perf_counter() - t0:.1f} s, face PSNR {res.psnr_db_init:.1f} dB "
+    print(f"GAR renderer: inverted in {time.perf_counter() - t0:.1f} s, face PSNR {res.psnr_db_init:.1f} dB "
           f"(V) -> {res.psnr_db:.1f} dB")
     t1 = time.perf_counter()
-    edited = heavy.NeuralRenderer(rgb, inverted, model, nets).render(EditParams.from_dict(EDITS["turn_left"]))
-    print(f"edit turn_left (neural): {(time.perf_counter() - t1) * 1000:.0f} ms")
-    save_image(out / "edit_turn_left_neural.png", edited, like=image)
+    edited = heavy.GarRenderer(rgb, inverted, model, nets).render(EditParams.from_dict(EDITS["turn_left"]))
+    print(f"edit turn_left (GAR): {(time.perf_counter() - t1) * 1000:.0f} ms")
+    save_image(out / "edit_turn_left_gar.png", edited, like=image)

@@ -1,9 +1,9 @@
-"""``faceeditor invert PHOTO -o OUTDIR``: fit the face, invert the neural renderer (GAR eq. 10) on it.
+"""``faceeditor invert PHOTO -o OUTDIR``: fit the face, invert the GAR renderer (GAR eq. 10) on it.
 
 Writes into OUTDIR (created):
 
     state/            the FaceState with the latent code z, noise maps and pivotal-tuning deltas
-                      (state.json + state.npz; ``faceeditor edit --renderer neural`` and the editor use it)
+                      (state.json + state.npz; ``faceeditor edit --renderer gar`` and the editor use it)
     inversion.png     the aligned face crop | G's reconstruction | the reconstruction turned by
                       yaw +20 deg | relit from the left (each at G's resolution)
     inversion.json    PSNR in the face mask (initial / after eq. 10 / after tuning), steps, seconds
@@ -39,7 +39,7 @@ from faceeditor.neural.gar_nets import GarNets, available, load_gar
 from faceeditor.neural.invert import InvertConfig, invert
 
 NAME = "invert"
-HELP = "invert the neural renderer on a face (z, noise, pivotal tuning) and save the FaceState"
+HELP = "invert the GAR renderer on a face (z, noise, pivotal tuning) and save the FaceState"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if not available():
-        raise RendererUnavailableError("no trained neural renderer in resources/ (python -m trainers.train_gar)")
+        raise RendererUnavailableError("no trained GAR renderer in resources/ (python -m trainers.train_gar)")
     if args.face < 1:
         raise FaceEditorError("--face counts from 1 (the largest face)")
     cfg = _config(args)

@@ -45,8 +45,9 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
                    help="directional light strength, times the photo's (1 = unchanged)")
     g.add_argument("--light-ambient", type=float, default=None, metavar="X",
                    help="ambient light, times the photo's (1 = unchanged)")
-    g.add_argument("--renderer", choices=("mesh", "neural"), default=None,
-                   help="mesh compositor (default) or the neural renderer (GAR; inverts the face first)")
+    g.add_argument("--renderer", choices=("mesh", "neural", "gar"), default=None,
+                   help="mesh compositor (default), the photo-conditioned neural renderer G_p (feed-forward), or "
+                        "the GAR renderer (inverts the face first; --state of `faceeditor invert` skips that)")
 
 
 def parse_expr(items: list[str]) -> dict[str, float]:

@@ -24,7 +24,10 @@ from faceeditor.core.errors import EditValueError, ParamsFileError
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.presets import macro_weights
 
-RENDERERS = ("mesh", "neural", "photo-neural", "personal")
+RENDERERS = ("mesh", "neural", "gar", "personal")
+# names that earlier versions wrote into params files and sessions: "photo-neural" was the
+# photo-conditioned G_p before it took the name "neural" (whose GAR fill is now "gar")
+RENDERER_ALIASES = {"photo-neural": "neural"}
 
 
 def check_number(field: str, value: object, lo: float = -math.inf, hi: float = math.inf) -> float:
@@ -90,7 +93,7 @@ class EditParams:
     @classmethod
     def from_dict(cls, d: dict) -> "EditParams":
         light = d.get("light")
-        renderer = d.get("renderer", "mesh")
+        renderer = RENDERER_ALIASES.get(d.get("renderer", "mesh"), d.get("renderer", "mesh"))
         if renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {renderer!r}; choose from {RENDERERS}")
         return cls(check_number("yaw", d.get("yaw", 0.0)), check_number("pitch", d.get("pitch", 0.0)),

@@ -3,8 +3,9 @@
 A ``PhotoRenderer`` is bound to one photo and one fitted face; ``render(edit, scale)`` returns
 the edited photo as uint8 HxWx3 at ``scale`` times the photo's resolution (``scale < 1`` is the
 GUI's fast preview path, ``1.0`` the full-resolution export path). Implementations: the mesh
-compositor (``"mesh"``, :mod:`faceeditor.edit.compose`) and, once trained, the neural renderer
-(``"neural"``). A zero edit returns the photo unchanged.
+compositor (``"mesh"``, :mod:`faceeditor.edit.compose`) and the network renderers built on it
+(``"neural"``, ``"gar"``, ``"personal"``: :mod:`faceeditor.jobs.renderers`). A zero edit returns the
+photo unchanged.
 """
 
 from __future__ import annotations

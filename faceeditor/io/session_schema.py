@@ -20,7 +20,7 @@ from faceeditor.core.errors import SessionError
 
 SESSION_FORMAT = "faceeditor-session"
 SESSION_VERSION = 1
-RENDERERS = ("mesh", "neural", "photo-neural", "personal")  # as faceeditor.edit.params.RENDERERS (a higher layer)
+RENDERERS = ("mesh", "neural", "gar", "personal", "photo-neural")  # faceeditor.edit.params.RENDERERS + its aliases
 LIGHT_NUMBERS = ("azimuth", "elevation", "intensity", "ambient", "temperature")
 _MISSING = object()
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -1,7 +1,10 @@
 """The photo renderers by name: one factory for the CLI, the batch runner, the benchmarks and the GUI.
 
 * ``"mesh"``: :class:`~faceeditor.edit.compose.MeshCompositor` (warp + relight + mesh fill).
-* ``"neural"``: :class:`~faceeditor.neural.renderer.NeuralRenderer`, the same compositor with the
+* ``"neural"``: :class:`~faceeditor.neural.photo_renderer.PhotoNeuralRenderer`, the compositor's
+  edit redrawn feed-forward by the photo-conditioned renderer G_p (issue 15; no inversion); needs
+  ``resources/photo_g.pt`` or ``$FACEEDITOR_PHOTO_G``. (Earlier files call it ``"photo-neural"``.)
+* ``"gar"``: :class:`~faceeditor.neural.gar_renderer.GarRenderer`, the same compositor with the
   GAR renderer G as its fill layer; the face is inverted first when its state has no latent code
   for the shipped G (:func:`faceeditor.neural.invert.invert`, seconds on a CPU).
 * ``"personal"``: :class:`~faceeditor.neural.personal_renderer.PersonalRenderer`, the compositor
@@ -11,18 +14,14 @@
   memory and under the user directory (:func:`personal_cache_dir`): reopening the photo, in this
   session or a later one, reuses it instead of fitting again; :func:`personal_files` and
   :func:`install_personal` carry it in and out of session files.
-* ``"photo-neural"``: :class:`~faceeditor.neural.photo_renderer.PhotoNeuralRenderer`, the
-  compositor's edit redrawn feed-forward by the photo-conditioned G_p (no inversion); needs
-  ``resources/photo_g.pt`` or ``$FACEEDITOR_PHOTO_G``. Not listed by :func:`available_renderers`
-  (the window's renderer menu has no label for it yet).
 
 ``make_renderer(kind, photo, state, model, **kw)`` returns a
 :class:`~faceeditor.edit.renderer.PhotoRenderer`; ``available_renderers()`` says which can be made
-now (the neural one needs ``resources/gar_generator.pt`` and ``gar_inverter.pt``). A caller that
-makes several neural renderers (the window: a preview and a full-resolution one per face) keeps a
-:class:`RendererFactory`: it loads the neural networks once
-(:class:`~faceeditor.neural.gar_nets.GarNets`) and passes them to every neural renderer, with the
-caches they carry (tuned G, recent inversions: one inversion serves both renderers of a face).
+now (``"neural"`` needs ``resources/photo_g.pt``, ``"gar"`` ``resources/gar_generator.pt`` and
+``gar_inverter.pt``). A caller that makes several renderers (the window: a preview and a
+full-resolution one per face) keeps a :class:`RendererFactory`: it loads the networks once (G_p;
+:class:`~faceeditor.neural.gar_nets.GarNets`) and passes them to every renderer, with the caches
+they carry (tuned G, recent inversions: one inversion serves both GAR renderers of a face).
 """
 
 from __future__ import annotations
@@ -39,16 +38,16 @@ from faceeditor.core.paths import user_dir
 from faceeditor.core.progress import Progress
 from faceeditor.core.state import FaceState
 from faceeditor.edit.compose import MeshCompositor
-from faceeditor.edit.params import RENDERERS
+from faceeditor.edit.params import RENDERER_ALIASES, RENDERERS
 from faceeditor.morphable import load_face_model
 from faceeditor.morphable.model import FaceModel
 from faceeditor.neural.gar_nets import GarNets, load_gar
-from faceeditor.neural.gar_nets import available as neural_available
+from faceeditor.neural.gar_nets import available as gar_available
+from faceeditor.neural.gar_renderer import GarRenderer
 from faceeditor.neural.personal import MANIFEST, WEIGHTS, PersonalModel, photo_key
 from faceeditor.neural.personal_renderer import PersonalRenderer
 from faceeditor.neural.photo_g import PhotoG
-from faceeditor.neural.photo_renderer import PhotoNeuralRenderer, load_photo_g
-from faceeditor.neural.renderer import NeuralRenderer
+from faceeditor.neural.photo_renderer import PhotoNeuralRenderer, load_photo_g, photo_g_available
 
 PERSONAL_CACHE_MODELS = 20  # Personal models kept on disk (a few MB each)
 
@@ -118,9 +117,12 @@ def install_personal(photo: np.ndarray, files: dict[str, bytes]) -> bool:
 def available_renderers() -> dict[str, tuple[bool, str]]:
     """``{name: (available, reason or description)}`` for every name in :data:`RENDERERS`."""
     out = {"mesh": (True, "Warp and relight the photo through the fitted mesh")}
-    ok = neural_available()
-    out["neural"] = (ok, "Compositor with the neural renderer (GAR) filling unseen parts" if ok else
-                     "No trained neural renderer in resources/ (python -m trainers.train_gar)")
+    ok = photo_g_available()
+    out["neural"] = (ok, "The edit redrawn by the photo-conditioned neural renderer G_p (feed-forward)" if ok else
+                     "No trained photo-conditioned renderer in resources/ (python -m trainers.train_photo_g)")
+    ok = gar_available()
+    out["gar"] = (ok, "Compositor with the GAR renderer filling unseen parts (inverts the face first)" if ok else
+                  "No trained GAR renderer in resources/ (python -m trainers.train_gar)")
     out["personal"] = (True, ("The compositor relit by a Personal model (paper 001) fitted to this photo in the "
                               "background: highlights move and nose, brow and lips cast soft shadows with the light"))
     return out
@@ -131,12 +133,13 @@ def make_renderer(kind: str, photo: np.ndarray, state: FaceState, model: FaceMod
     """A PhotoRenderer of ``kind`` bound to ``photo`` and the fitted face ``state``.
 
     ``preview`` lets the compositor's work grid go down to 128 px (the GUI's slider previews);
-    ``progress`` is passed to the inversion of the neural renderer; ``nets`` is the loaded neural
-    renderer to use (loaded from ``resources/`` for this renderer alone when not given: see
+    ``progress`` is passed to the inversion of the GAR renderer (or the Personal fit); ``nets`` is the
+    loaded GAR renderer to use (loaded from ``resources/`` for this renderer alone when not given: see
     :class:`RendererFactory`); other keywords go to the renderer (e.g. ``invert_config``,
-    ``max_work_px``). Raises :class:`~faceeditor.core.errors.RendererUnavailableError` when the
-    neural renderer is asked for without ``nets`` and is not trained.
+    ``max_work_px``). Raises :class:`~faceeditor.core.errors.RendererUnavailableError` when a
+    network renderer is asked for and is not trained. Older names (``"photo-neural"``) are accepted.
     """
+    kind = RENDERER_ALIASES.get(kind, kind)
     if kind not in RENDERERS:
         raise ValueError(f"unknown renderer {kind!r}; choose from {RENDERERS}")
     if model is None:
@@ -145,20 +148,20 @@ def make_renderer(kind: str, photo: np.ndarray, state: FaceState, model: FaceMod
         kw.setdefault("min_work_px", 128)
     if kind == "mesh":
         return MeshCompositor(photo, state, model, **kw)
-    if kind == "photo-neural":
+    if kind == "neural":
         return PhotoNeuralRenderer(photo, state, model, G=kw.pop("photo_g", None), **kw)
     if kind == "personal":
         return PersonalRenderer(photo, state, model, personal=kw.pop("personal", None), progress=progress, **kw)
     if nets is None:
-        ok, why = available_renderers()["neural"]
+        ok, why = available_renderers()["gar"]
         if not ok:
-            raise RendererUnavailableError(f"the neural renderer is not available: {why}")
-    return NeuralRenderer(photo, state, model, nets=nets, progress=progress, **kw)
+            raise RendererUnavailableError(f"the GAR renderer is not available: {why}")
+    return GarRenderer(photo, state, model, nets=nets, progress=progress, **kw)
 
 
 class RendererFactory:
-    """:func:`make_renderer` for a caller that makes many renderers: the face model and the neural
-    renderer's networks (loaded on the first neural renderer, or given) are kept and shared."""
+    """:func:`make_renderer` for a caller that makes many renderers: the face model and the
+    renderers' networks (G_p, GAR's: loaded on first use, or given) are kept and shared."""
 
     def __init__(self, model: FaceModel | None = None, nets: GarNets | None = None,
                  photo_g: PhotoG | None = None) -> None:
@@ -175,8 +178,8 @@ class RendererFactory:
                 self._photo_g = load_photo_g()
             return self._photo_g
 
-    def neural_nets(self) -> GarNets:
-        """The neural renderer's networks and caches, loaded once."""
+    def gar_nets(self) -> GarNets:
+        """The GAR renderer's networks and caches, loaded once."""
         with self._lock:
             if self._nets is None:
                 self._nets = load_gar()
@@ -184,12 +187,13 @@ class RendererFactory:
 
     def make(self, kind: str, photo: np.ndarray, state: FaceState, preview: bool = False,
              progress: Progress | None = None, **kw):
-        """:func:`make_renderer` with the kept model and, for ``"neural"``, the shared networks."""
+        """:func:`make_renderer` with the kept model and, for ``"neural"`` and ``"gar"``, the shared networks."""
+        kind = RENDERER_ALIASES.get(kind, kind)
         if self.model is None:
             self.model = load_face_model()
-        if kind == "neural" and (self._nets is not None or neural_available()):
-            kw.setdefault("nets", self.neural_nets())
-        if kind == "photo-neural":
+        if kind == "gar" and (self._nets is not None or gar_available()):
+            kw.setdefault("nets", self.gar_nets())
+        if kind == "neural":
             kw.setdefault("photo_g", self.photo_g())
         if kind == "personal":  # fitted once per photo, shared by its preview and full-size renderers
             key = photo_key(photo)

@@ -1,6 +1,6 @@
 """:class:`NeuralFill`: the GAR renderer G as the compositor's fill layer.
 
-The :class:`~faceeditor.edit.fill.FillProvider` (``name = "neural"``) that renders the edited
+The :class:`~faceeditor.edit.fill.FillProvider` (``name = "gar"``) that renders the edited
 geometry through G (:class:`~faceeditor.neural.crop_render.CropRenderer`) and resamples the face
 crop onto the compositor's request grid.
 """
@@ -30,14 +30,14 @@ class NeuralFill:
     outside the crop.
     """
 
-    name = "neural"
+    name = "gar"
 
     def __init__(self, model: FaceModel, state: FaceState, nets: GarNets | None = None) -> None:
         self.model = model
         self.state = state
         self.nets = nets or load_gar()
         if state.neural_code(self.nets.renderer_id) is None:
-            raise ValueError("the face has no latent code for the shipped neural renderer: invert it first")
+            raise ValueError("the face has no latent code for the shipped GAR renderer: invert it first")
         self.renderer = CropRenderer(model, state, self.nets)
 
     @property

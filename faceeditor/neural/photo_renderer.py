@@ -1,4 +1,4 @@
-""":class:`PhotoNeuralRenderer` (``"photo-neural"``): the mesh compositor's edit redrawn by G_p.
+""":class:`PhotoNeuralRenderer` (``"neural"``): the mesh compositor's edit redrawn by G_p.
 
 Per render (feed-forward, no inversion):
 
@@ -77,7 +77,7 @@ def load_photo_g(path: Path | None = None, device: str | torch.device = "cpu") -
 class PhotoNeuralRenderer:
     """:class:`~faceeditor.edit.renderer.PhotoRenderer` drawing edits through G_p over the mesh compositor."""
 
-    name = "photo-neural"
+    name = "neural"
 
     def __init__(
         self,

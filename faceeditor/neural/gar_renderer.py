@@ -1,4 +1,4 @@
-""":class:`NeuralRenderer`: the ``"neural"`` :class:`~faceeditor.edit.renderer.PhotoRenderer`.
+""":class:`GarRenderer`: the ``"gar"`` :class:`~faceeditor.edit.renderer.PhotoRenderer` (GAR's G fills, after an inversion).
 
 The mesh compositor (warp + relight, at the photo's resolution,
 :class:`~faceeditor.edit.compose.MeshCompositor`) with G as its fill layer
@@ -33,8 +33,8 @@ def inverted_state(photo: np.ndarray, state: FaceState, model: FaceModel, nets: 
     return out
 
 
-class NeuralRenderer:
-    """The ``"neural"`` PhotoRenderer: the mesh compositor (warp, relight, full resolution) with G as
+class GarRenderer:
+    """The ``"gar"`` PhotoRenderer: the mesh compositor (warp, relight, full resolution) with G as
     its fill layer (:class:`NeuralFill`).
 
     When ``state`` has no latent for the loaded G it is inverted first
@@ -44,7 +44,7 @@ class NeuralRenderer:
     (loaded from ``resources/`` when not given).
     """
 
-    name = "neural"
+    name = "gar"
 
     def __init__(self, photo: np.ndarray, state: FaceState, model: FaceModel, nets: GarNets | None = None,
                  invert_if_needed: bool = True, invert_config: InvertConfig | None = None,
@@ -52,7 +52,7 @@ class NeuralRenderer:
         self.nets = nets or load_gar()
         if state.neural_code(self.nets.renderer_id) is None:
             if not invert_if_needed:
-                raise ValueError("the face has not been inverted for the shipped neural renderer")
+                raise ValueError("the face has not been inverted for the shipped GAR renderer")
             state = inverted_state(photo, state, model, self.nets, invert_config, progress)
         self.state = state
         self.fill = NeuralFill(model, state, self.nets)
