@@ -1,6 +1,6 @@
-"""Choosing a renderer that must be built first in the window (the neural renderer's inversion, the
-Personal model's fit): the build runs in the background under the progress panel, then edits
-render through it."""
+"""Choosing a renderer in the window: the neural renderer G_p draws edits at once (feed-forward); the
+ones that must be built first (the GAR renderer's inversion, the Personal model's fit) build in the
+background under the progress panel, then edits render through them."""
 
 from __future__ import annotations
 
@@ -30,6 +30,31 @@ def _fitted_and_chosen(win, tmp_path, renderer: str) -> int:
     win.renderer_combo.activated.emit(i)
     assert win.doc.edit.params.renderer == renderer
     return i
+
+
+def test_neural_renderer_choice_draws_edits_without_a_set_up(win, tmp_path):
+    """Choosing "Neural renderer" (the shipped G_p) needs no inversion: no progress panel opens, a
+    slider edit renders through it, and the result differs from the mesh compositor's near the head."""
+    from faceeditor.jobs.renderers import available_renderers
+
+    if not available_renderers()["neural"][0]:
+        pytest.skip("G_p weights not shipped (python -m trainers.train_photo_g --export)")
+    d = win.driver
+    _fitted_and_chosen(win, tmp_path, "mesh")
+    stamp = d.set_slider(win.pose_panel.sliders["yaw"], 20.0)
+    win.doc.close_gesture()
+    assert d.pump(60, lambda: win.canvas.stamp >= stamp and d.idle()), win.banner.text.text()
+    mesh = d.canvas_pixels()
+    i = win.renderer_combo.findData("neural")
+    win.renderer_combo.setCurrentIndex(i)
+    win.renderer_combo.activated.emit(i)
+    assert win.doc.edit.params.renderer == "neural"
+    stamp = win.canvas.stamp + 1
+    assert d.pump(60, lambda: win.canvas.stamp >= stamp and d.idle()), win.banner.text.text()
+    assert not win.progress.isVisible()
+    neural = d.canvas_pixels()
+    diff = np.abs(neural.astype(int) - mesh.astype(int)).sum(-1)
+    assert 0.0005 < (diff > 6).mean() < 0.5, (diff > 6).mean()  # redrawn near the head, not everywhere
 
 
 def test_gar_renderer_choice_renders_edits(win, tmp_path):

@@ -17,7 +17,7 @@ from faceeditor.neural.labels import RegionTable
 from faceeditor.neural.photo_g import PhotoG, injected_conv
 from faceeditor.neural.photo_renderer import PhotoNeuralRenderer
 from faceeditor.neural.photo_rep import CONF, REGIONS, REP_CHANNELS, TEXTURED, WARPED, base_image
-from trainers import train_photo_g
+from trainers import photo_g_adv, train_photo_g
 from trainers.photo_g_data import Shards, round_trip
 
 TINY = {"widths": (8, 8, 8), "inject": (4, 4, 4), "extra_layers": (0, 0, 1), "w_dim": 16, "nim_hidden": 4}
@@ -79,12 +79,40 @@ def test_one_training_step_decreases_the_loss() -> None:
         "hole": torch.zeros(2, 1, 32, 32),
     }
     opt = torch.optim.Adam(G.parameters(), lr=1e-2)
-    before, _ = train_photo_g.losses(G, batch, cfg, None)
+    before, _, _ = train_photo_g.losses(G, batch, cfg, None)
     opt.zero_grad()
     before.backward()
     opt.step()
-    after, _ = train_photo_g.losses(G, batch, cfg, None)
+    after, _, _ = train_photo_g.losses(G, batch, cfg, None)
     assert after.item() < before.item()
+
+
+def test_patch_discriminator_learns_sharp_from_blurred_fills() -> None:
+    """D_p separates sharp holes (real) from blurred ones (fake) after a few steps; the G loss it
+    gives is weighted by the holes (no hole in any patch: the same loss whatever the hole map's scale)
+    and its gradient reaches the image."""
+    torch.manual_seed(0)
+    rep = random_rep(4, 32, conf=0.5)
+    real = torch.rand(4, 3, 32, 32)
+    fake = torch.nn.functional.avg_pool2d(real, 5, 1, 2)
+    hole = torch.zeros(4, 1, 32, 32)
+    hole[..., 8:24, 8:24] = 1.0
+    D = photo_g_adv.PatchD(REP_CHANNELS, (8, 16, 16))
+    opt = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    first = photo_g_adv.d_loss(D, real, fake, rep, hole).item()
+    for _ in range(60):
+        loss = photo_g_adv.d_loss(D, real, fake, rep, hole)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+    with torch.no_grad():
+        assert D(real, rep).mean() > D(fake, rep).mean()
+    x = fake.clone().requires_grad_(True)
+    photo_g_adv.g_loss(D, x, rep, hole).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    w = photo_g_adv.patch_weights(hole, D(real, rep))
+    assert w.shape == (4, 1, 4, 4) and w.min() >= photo_g_adv.BACKGROUND_WEIGHT and w.max() > 1.0
 
 
 def write_synthetic_shard(root, n: int = 4) -> None:
@@ -156,6 +184,11 @@ def test_training_resumes_from_last_pt(model, tmp_path) -> None:
     assert train_photo_g.main(argv + ["--steps", "2"])["step"] == 2
     assert (tmp_path / "run" / "last.pt").is_file() and (tmp_path / "run" / "samples.png").is_file()
     assert train_photo_g.main(argv + ["--steps", "3"])["step"] == 3
+    # resumed with D_p (a fresh D_p on a checkpoint without one), then resumed again with it
+    adv = ["--w-adv", "0.05", "--d-widths", "4,4,4"]
+    assert train_photo_g.main(argv + adv + ["--steps", "4"])["step"] == 4
+    assert train_photo_g.load_checkpoint(tmp_path / "run" / "last.pt")["d_model"] is not None
+    assert train_photo_g.main(argv + adv + ["--steps", "5"])["step"] == 5
 
 
 def test_renderer_pastes_near_the_head_only(model) -> None:

@@ -10,7 +10,8 @@ round trips replayed from a pool (fp16, on the CPU), so the rasterizer does not 
 Losses (weighted by the pixels inside the photo, holes up-weighted): on ``base + residual``
 L1, multi-scale gradient L1, SSIM and identity through R (GAR eq. 8, ``resources/identity_net.pt``
 when present); L1 on ``composite = base + alpha * residual``; alpha taught where the base is
-wrong (keep the photo's pixels unless they are). Writes ``<out>/last.pt`` (resumable), ``log.jsonl``, ``samples.png``
+wrong (keep the photo's pixels unless they are); with ``--w-adv`` > 0 also adversarially, against
+the conditional patch discriminator D_p (:mod:`trainers.photo_g_adv`), weighted by the holes. Writes ``<out>/last.pt`` (resumable), ``log.jsonl``, ``samples.png``
 (rows: target, textured input, hole mask, base, output, alpha) and ``photo_g.pt`` (weights in the
 shipped format) for :class:`faceeditor.neural.photo_renderer.PhotoNeuralRenderer`.
 """
@@ -32,7 +33,8 @@ from faceeditor.neural.labels import RegionTable
 from faceeditor.neural.layers import autocast, count_parameters
 from faceeditor.neural.losses import embed
 from faceeditor.neural.photo_g import NAME, PhotoG, PhotoGConfig
-from faceeditor.neural.photo_rep import CONF, TEXTURED
+from faceeditor.neural.photo_rep import CONF, REP_CHANNELS, TEXTURED
+from trainers import photo_g_adv
 from trainers.common import (
     DATA_LICENSE,
     DATA_SOURCES,
@@ -72,6 +74,9 @@ class Config:
     w_alpha: float = 0.1
     alpha_err: float = 0.1  # |base - target| at which alpha's target reaches 1
     hole_weight: float = 4.0
+    w_adv: float = 0.0  # adversarial weight against D_p (0: no D); a run resumed with it > 0 adds D_p
+    d_lr: float = 2e-4
+    d_widths: str = "32,64,128"
     widths: str = "16,32,64,128,192"
     inject: str = "8,16,32,64,96"
     extra_layers: str = "0,0,0,1,1"
@@ -116,13 +121,16 @@ def build(cfg: Config) -> PhotoG:
     )
 
 
-def losses(G: PhotoG, s: dict[str, torch.Tensor], cfg: Config, R: torch.nn.Module | None) -> tuple[torch.Tensor, dict]:
-    """The weighted loss of one batch of round trips and its parts.
+def losses(
+    G: PhotoG, s: dict[str, torch.Tensor], cfg: Config, R: torch.nn.Module | None, D: photo_g_adv.PatchD | None = None
+) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """The weighted loss of one batch of round trips, its parts and G_p's image (base + residual).
 
     The residual image ``base + residual`` is compared with the crop (L1, gradients, SSIM, identity
     through R), so the residual learns everywhere; the alpha is taught where the base is wrong
     (binary cross-entropy to ``|base - target|`` ramped over ``alpha_err``) and the composite
-    ``base + alpha * residual`` gets an L1 term, so alpha only opens where G_p's pixels help.
+    ``base + alpha * residual`` gets an L1 term, so alpha only opens where G_p's pixels help; with
+    ``D`` the image also gets D_p's non-saturating loss (:func:`trainers.photo_g_adv.g_loss`).
     """
     out = G(s["rep"].float())
     y, t = out["image"].float(), s["target"]
@@ -149,7 +157,11 @@ def losses(G: PhotoG, s: dict[str, torch.Tensor], cfg: Config, R: torch.nn.Modul
         lid = (embed(R, y.clamp(0, 1)) - et).norm(dim=1).mean()
         loss = loss + cfg.w_id * lid
         logs["id"] = lid.item()
-    return loss, logs
+    if D is not None:
+        ladv = photo_g_adv.g_loss(D, y, s["rep"].float(), s["hole"] * s["valid"])
+        loss = loss + cfg.w_adv * ladv
+        logs["g_adv"] = ladv.item()
+    return loss, logs, y
 
 
 class Pool:
@@ -215,7 +227,11 @@ def train(cfg: Config) -> dict:
     val = round_trip(
         model, table, vdata.batch(np.arange(len(vdata)), dev), torch.Generator().manual_seed(123), cfg.max_yaw
     )
-    step, spent = _resume(cfg.out / "last.pt", G, opt, gen)
+    D, d_opt = None, None
+    if cfg.w_adv > 0:
+        D = photo_g_adv.PatchD(REP_CHANNELS, _ints(cfg.d_widths)).to(dev)
+        d_opt = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(0.0, 0.99))
+    step, spent = _resume(cfg.out / "last.pt", G, opt, gen, D, d_opt)
     pool = Pool(cfg.pool)
     t0 = time.time() - spent
     limit = cfg.minutes * 60.0
@@ -233,21 +249,28 @@ def train(cfg: Config) -> dict:
             pool.add(s)
         s = flip(s, torch.rand(s["rep"].shape[0], generator=gen).to(dev) < 0.5)
         with autocast(dev, cfg.bf16):
-            loss, logs = losses(G, s, cfg, R)
+            loss, logs, y = losses(G, s, cfg, R, D)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(G.parameters(), 5.0)
         opt.step()
+        if D is not None:
+            with autocast(dev, cfg.bf16):
+                ld = photo_g_adv.d_loss(D, s["target"], y, s["rep"].float(), s["hole"] * s["valid"])
+            d_opt.zero_grad(set_to_none=True)
+            ld.backward()
+            d_opt.step()
+            logs["d_hinge"] = ld.item()
         step += 1
         for k, v in {"loss": loss.item(), **logs}.items():
             avg[k] = v if k not in avg else 0.95 * avg[k] + 0.05 * v
         if step % 25 == 0:
             log(step=step, seconds=round(time.time() - t0, 1), **{k: round(v, 5) for k, v in avg.items()})
         if step % cfg.ckpt_every == 0:
-            _save(cfg, G, opt, gen, step, time.time() - t0)
+            _save(cfg, G, opt, gen, step, time.time() - t0, D, d_opt)
         if step % cfg.sample_every == 0:
             log(step=step, val_hole_l1=round(samples_grid(G, val, cfg.out / "samples.png", cfg.bf16), 5))
-    _save(cfg, G, opt, gen, step, time.time() - t0)
+    _save(cfg, G, opt, gen, step, time.time() - t0, D, d_opt)
     hole = samples_grid(G, val, cfg.out / "samples.png", cfg.bf16)
     save_weights(cfg.out / "photo_g.pt", G, G.arch)
     result = {"step": step, "seconds": round(time.time() - t0, 1), "val_hole_l1": round(hole, 5), **avg}
@@ -273,19 +296,30 @@ def export(G: PhotoG, cfg: Config, result: dict, n_train: int) -> None:
     print(f"wrote {path} and {mpath}", flush=True)
 
 
-def _resume(path: Path, G: PhotoG, opt: torch.optim.Optimizer, gen: torch.Generator) -> tuple[int, float]:
+def _resume(
+    path: Path, G: PhotoG, opt: torch.optim.Optimizer, gen: torch.Generator, D: torch.nn.Module | None = None,
+    d_opt: torch.optim.Optimizer | None = None,
+) -> tuple[int, float]:
+    """Load ``last.pt`` into G_p, its optimizer and the generator (and D_p when both have one: a run
+    that adds D_p to a checkpoint without one starts D_p fresh)."""
     state = load_checkpoint(path)
     if state is None:
         return 0, 0.0
     G.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
+    if D is not None and d_opt is not None and state.get("d_model") is not None:
+        D.load_state_dict(state["d_model"])
+        d_opt.load_state_dict(state["d_opt"])
     gen.set_state(state["gen"])
     set_rng_state(state["rng"])
     print(f"resumed from {path} at step {state['step']}", flush=True)
     return int(state["step"]), float(state["seconds"])
 
 
-def _save(cfg: Config, G: PhotoG, opt: torch.optim.Optimizer, gen: torch.Generator, step: int, seconds: float) -> None:
+def _save(
+    cfg: Config, G: PhotoG, opt: torch.optim.Optimizer, gen: torch.Generator, step: int, seconds: float,
+    D: torch.nn.Module | None = None, d_opt: torch.optim.Optimizer | None = None,
+) -> None:
     save_checkpoint(
         cfg.out / "last.pt",
         model=G.state_dict(),
@@ -296,6 +330,8 @@ def _save(cfg: Config, G: PhotoG, opt: torch.optim.Optimizer, gen: torch.Generat
         rng=rng_state(),
         config=config_dict(cfg),
         arch=G.arch,
+        d_model=None if D is None else D.state_dict(),
+        d_opt=None if d_opt is None else d_opt.state_dict(),
     )
 
 
