@@ -290,9 +290,9 @@ def test_save_errors_are_session_errors(tmp_path) -> None:
 
 
 def test_the_schema_knows_the_renderers() -> None:
-    from faceeditor.edit.params import RENDERERS as EDIT_RENDERERS
+    from faceeditor.edit.params import RENDERER_ALIASES, RENDERERS as EDIT_RENDERERS
 
-    assert RENDERERS == EDIT_RENDERERS
+    assert RENDERERS == EDIT_RENDERERS + tuple(RENDERER_ALIASES)
     assert tiny_state().image_size == (40, 30)
 
 
