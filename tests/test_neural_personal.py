@@ -3,6 +3,7 @@ light, save/load, the ``"personal"`` photo renderer, cancel. Tiny sizes and few 
 
 from __future__ import annotations
 
+import json
 import math
 
 import cv2
@@ -15,14 +16,14 @@ from faceeditor.core.errors import Cancelled
 from faceeditor.edit.light import LightParams
 from faceeditor.edit.params import EditParams
 from faceeditor.neural.personal import PersonalConfig, PersonalLight, PersonalModel, Surface, photo_key
-from faceeditor.neural.personal_fit import Target, psnr_db, run_stages
+from faceeditor.neural.personal_fit import Target, change_roughness, psnr_db, run_stages
 from faceeditor.render.blinn_phong import blinn_phong, shadow_visibility
 from faceeditor.render.interpolate import interpolate_packed
 from faceeditor.render.primitives import uv_sphere
 from faceeditor.render.raster import rasterize
 
 TINY = PersonalConfig(texture_px=16, normal_px=8, fourier=2, hidden=16, crop=48, steps=(4, 4, 4, 4),
-                      shadow_px=32, blur_px=2.0)
+                      shadow_px=32, blur_px=2.0, photo_detail_px=16)
 
 
 def test_blinn_phong_sphere_lit_head_on_matches_the_analytic_profile() -> None:
@@ -100,6 +101,66 @@ def test_radam_recovers_a_known_light_direction_and_colour() -> None:
     assert psnr_db(fit, t, 0) > 35.0
 
 
+def test_change_roughness_known_answers() -> None:
+    """0 for the start and for a constant change; a checkerboard change of +-a: every neighbour
+    difference is 2a, so the mean squared gradient is 4a^2 along each axis."""
+    net = PersonalModel(TINY, 1)
+    assert float(change_roughness(net).detach()) == 0.0
+    with torch.no_grad():
+        net.tex_d.add_(0.3)
+    assert float(change_roughness(net).detach()) == pytest.approx(0.0, abs=1e-10)
+    T = TINY.texture_px
+    ii, jj = torch.meshgrid(torch.arange(T), torch.arange(T), indexing="ij")
+    with torch.no_grad():
+        net.tex_d.copy_(net.tex_d_start + 0.05 * (1.0 - 2.0 * ((ii + jj) % 2)).float())
+    assert float(change_roughness(net).detach()) == pytest.approx(8 * 0.05**2, rel=1e-4)
+
+
+def _three_views_one_occluded(detail_px: int) -> tuple[PersonalModel, list[Target], torch.Tensor]:
+    """A grey sphere photographed three times under one light; in the third photo a dark disc (a
+    hand) covers its centre. Returns the model fitted on all three, the targets and the disc's pixels."""
+    torch.manual_seed(0)
+    targets = [_sphere_target() for _ in range(3)]
+    light = PersonalLight((0.0, 0.0, 1.0), (1.0, 1.0, 1.0), 0.3, 0.7, 0.0, 16.0)
+    ref = PersonalModel(TINY, 1)
+    ref.use_net = False
+    t3 = targets[2]
+    ys, xs = t3.pix // 40, t3.pix % 40
+    disc = (ys - 20) ** 2 + (xs - 20) ** 2 < 36
+    with torch.no_grad():
+        ref.tex_d.fill_(0.6)
+        truth = ref.shade(t3.surface, PersonalModel.as_tensors(light)).t()
+        for t in targets:
+            t.image.view(3, -1)[:, t.pix] = truth
+        t3.image.view(3, -1)[:, t3.pix[disc]] = 0.1
+    cfg = PersonalConfig(**{**TINY.to_dict(), "steps": (0, 0, 0, 0), "lr": 0.02, "blur_px": 0.0,
+                            "photo_detail_px": detail_px, "detail_weight": 0.2})
+    net = PersonalModel(cfg, 3, torch.full((3, 16, 16), 0.6))
+    for i in range(3):
+        net.set_light(i, light)
+    run_stages(net, targets, [0, 1, 2], [("texture", 150)])
+    net.use_net = False
+    return net, targets, disc
+
+
+def test_a_hand_in_one_photo_stays_in_that_photos_detail_map() -> None:
+    """With (L1-sparse) detail maps the occluder goes into the third photo's own map: the shared
+    texture still renders the clean sphere under the disc, and the third photo keeps its hand;
+    without them the shared texture takes the hand in."""
+    with_maps, targets, disc = _three_views_one_occluded(16)
+    without, _, _ = _three_views_one_occluded(0)
+    t1, t3 = targets[0], targets[2]
+    want = t1.image.view(3, -1)[:, t1.pix[disc]].t().mean(0)
+    with torch.no_grad():
+        shared = with_maps.shade(t3.surface, with_maps.light_tensors(0))[disc].mean(0)
+        blended = without.shade(t3.surface, without.light_tensors(0))[disc].mean(0)
+        own = with_maps.shade(t3.surface, with_maps.light_tensors(2), photo=2)[disc].mean(0)
+    err, err_without = float((shared - want).abs().max()), float((blended - want).abs().max())
+    assert err < 0.5 * err_without and err < 0.05, (err, err_without)
+    assert float(own.mean()) < 0.3  # the third photo keeps its hand (0.1 in it, 0.58 around)
+    assert psnr_db(with_maps, t3, 2) > psnr_db(without, t3, 2)
+
+
 def test_save_load_round_trip(tmp_path) -> None:
     net = PersonalModel(TINY, 2)
     net.keys = ["a" * 40, "b" * 40]
@@ -112,7 +173,14 @@ def test_save_load_round_trip(tmp_path) -> None:
     assert got.keys == net.keys and got.config == net.config
     for k, v in net.state_dict().items():
         torch.testing.assert_close(got.state_dict()[k], v)
-    assert got.light(1) == net.light(1)
+    assert got.light(1) == net.light(1) and got.tex_p.shape == (2, 3, 16, 16)
+    # a model saved before the detail maps (no photo_detail_px in its config) still loads
+    old = PersonalModel(PersonalConfig(**{**TINY.to_dict(), "photo_detail_px": 0}), 2)
+    old.save(tmp_path / "old")
+    doc = json.loads((tmp_path / "old" / "personal.json").read_text())
+    del doc["config"]["photo_detail_px"]
+    (tmp_path / "old" / "personal.json").write_text(json.dumps(doc))
+    assert PersonalModel.load(tmp_path / "old").tex_p is None
 
 
 def test_cancel_raises_cancelled() -> None:

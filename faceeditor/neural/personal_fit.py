@@ -11,7 +11,10 @@ Stages (:data:`STAGES`), each a fresh RAdam over its parameters, the lights trai
 *not* refined), ``texture`` (diffuse and specular albedo), ``lighting`` (the lighting network, off
 before), ``all``. The loss is the MSE of render and photo on the face skin of the fitted head in
 a ``crop``-pixel square, both blurred by a Gaussian whose sigma falls linearly from ``blur_px`` to
-0 at ``sharp_at`` of all steps (normalised convolution inside the mask).
+0 at ``sharp_at`` of all steps (normalised convolution inside the mask). Two terms make the model
+hold for photos it was not fitted on: the shared diffuse texture's change from the photos' albedo
+is kept smooth (:func:`change_roughness`), and each photo has its own nearly free (small L1)
+detail map for what only it shows.
 """
 
 from __future__ import annotations
@@ -156,6 +159,15 @@ def photo_loss(pred: torch.Tensor, t: Target, sigma: float) -> torch.Tensor:
     return ((a - b) ** 2 * m).sum() / (3.0 * m.sum())
 
 
+def change_roughness(model: PersonalModel) -> torch.Tensor:
+    """Mean squared texel-to-texel gradient of the diffuse texture's change from its start (the photos'
+    albedo): each photo's pixels reach only the few texels under them, so unregularised, texels
+    between fit different photos and the texture turns to a mesh of stripes on a new view; a smooth
+    change corrects light and colour and leaves the photos' detail."""
+    d = model.tex_d - model.tex_d_start
+    return (d[..., 1:, :] - d[..., :-1, :]).pow(2).mean() + (d[..., :, 1:] - d[..., :, :-1]).pow(2).mean()
+
+
 def _stage_params(model: PersonalModel, stage: str, cfg: PersonalConfig) -> list[dict]:
     lights = [model.light_dir, model.light_logc, model.light_logk, model.light_logn]
     groups = [{"params": lights, "lr": cfg.lr}]
@@ -163,6 +175,8 @@ def _stage_params(model: PersonalModel, stage: str, cfg: PersonalConfig) -> list
         groups.append({"params": [model.tex_n], "lr": cfg.lr})
     if stage in ("texture", "all"):
         groups.append({"params": [model.tex_d, model.tex_s], "lr": cfg.lr})
+        if model.tex_p is not None:
+            groups.append({"params": [model.tex_p], "lr": cfg.lr})
     if stage in ("lighting", "all"):
         groups.append({"params": list(model.net.parameters()), "lr": cfg.lr_net})
     if stage == "light":  # a new photo of a fitted person: its light alone
@@ -200,12 +214,17 @@ def run_stages(model: PersonalModel, targets: list[Target], indices: list[int], 
             loss = torch.zeros(())
             for t, i in zip(targets, indices):
                 light = model.light_tensors(i)
-                loss = loss + photo_loss(model.shade(t.surface, light), t, sigma) / len(targets)
+                pred = model.shade(t.surface, light, photo=i)
+                loss = loss + photo_loss(pred, t, sigma) / len(targets)
                 if model.use_net and cfg.net_weight > 0:
                     ao, vr = model.net_terms(t.surface, light["direction"])
                     loss = loss + cfg.net_weight * (((1 - ao) ** 2).mean() + ((1 - vr) ** 2).mean()) / len(targets)
             if stage in ("normals", "all"):
                 loss = loss + cfg.normal_weight * model.tex_n.pow(2).mean()
+            if stage in ("texture", "all") and cfg.smooth_weight > 0:
+                loss = loss + cfg.smooth_weight * change_roughness(model)
+            if stage in ("texture", "all") and model.tex_p is not None:
+                loss = loss + cfg.detail_weight * model.tex_p.abs().mean()
             loss.backward()
             opt.step()
             step += 1
@@ -221,7 +240,7 @@ def run_stages(model: PersonalModel, targets: list[Target], indices: list[int], 
 @torch.no_grad()
 def psnr_db(model: PersonalModel, t: Target, i: int) -> float:
     """PSNR (dB) of the render of photo ``i`` against it on the target's face pixels."""
-    pred = model.shade(t.surface, model.light_tensors(i)).clamp(0, 1)
+    pred = model.shade(t.surface, model.light_tensors(i), photo=i).clamp(0, 1)
     mse = float(F.mse_loss(pred, t.image.view(3, -1)[:, t.pix].t()))
     return 10.0 * float(np.log10(1.0 / max(mse, 1e-10)))
 
@@ -255,6 +274,8 @@ def add_photo(net: PersonalModel, photo: np.ndarray, state: FaceState, model: Fa
         for name in ("light_dir", "light_logc", "light_logk", "light_logn"):
             old = getattr(net, name)
             setattr(net, name, torch.nn.Parameter(torch.cat([old.detach(), old.detach()[-1:]], 0)))
+        if net.tex_p is not None:  # a photo the fit never saw has no detail of its own
+            net.tex_p = torch.nn.Parameter(torch.cat([net.tex_p.detach(), torch.zeros_like(net.tex_p[:1])], 0))
     net.keys.append(photo_key(photo))
     net.set_light(i, initial_light(state))
     t = prepare(photo, state, model, net.config.crop)
@@ -272,14 +293,15 @@ def fit_photo_states(photos: list[np.ndarray], model: FaceModel, progress: Progr
 
 
 @torch.no_grad()
-def render_crop(net: PersonalModel, t: Target, light: dict[str, torch.Tensor]) -> np.ndarray:
-    """uint8 (H,W,3): the target's crop with its face pixels rendered by ``net`` under ``light``."""
+def render_crop(net: PersonalModel, t: Target, light: dict[str, torch.Tensor], photo: int | None = None) -> np.ndarray:
+    """uint8 (H,W,3): the target's crop with its face pixels rendered by ``net`` under ``light``
+    (``photo``: the fitted photo the target is, for its own detail map)."""
     s = t.surface
     n_cam = s.n_model @ s.rotation.t()
     s = Surface(s.uv, s.x_model, s.n_model, s.rotation, s.x_cam,
                 shadow_visibility(t.verts_cam, t.faces, s.x_cam, n_cam, light["direction"], net.config.shadow_px))
     img = t.image.clone().view(3, -1)
-    img[:, t.pix] = net.shade(s, light).clamp(0, 1).t()
+    img[:, t.pix] = net.shade(s, light, photo=photo).clamp(0, 1).t()
     H, W = t.mask.shape
     return (img.view(3, H, W).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
@@ -289,7 +311,7 @@ def preview(net: PersonalModel, photo: np.ndarray, state: FaceState, model: Face
     t = prepare(photo, state, model, net.config.crop)
     own = net.light(i)
     tiles = [(t.image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8),
-             render_crop(net, t, PersonalModel.as_tensors(own))]
+             render_crop(net, t, PersonalModel.as_tensors(own), i)]
     for az in (-55.0, 55.0):
-        tiles.append(render_crop(net, t, PersonalModel.as_tensors(own.moved(az, 10.0))))
+        tiles.append(render_crop(net, t, PersonalModel.as_tensors(own.moved(az, 10.0)), i))
     return np.concatenate(tiles, 1)

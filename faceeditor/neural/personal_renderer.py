@@ -122,7 +122,7 @@ class PersonalRenderer:
             n_cam = s.n_model @ s.rotation.t()
             s.vis_geo = shadow_visibility(verts[0], comp.tri, s.x_cam, n_cam, light["direction"],
                                           self.personal.config.shadow_px)
-            lum.append(self.personal.shade(s, light).mean(1).clamp(min=0.0).numpy())
+            lum.append(self.personal.shade(s, light, photo=self.index).mean(1).clamp(min=0.0).numpy())
         L = soft_limit(_soft_log(lum[1], SHADE_FLOOR * float(lum[1].mean()))
                        - _soft_log(lum[0], SHADE_FLOOR * float(lum[0].mean())))
         gh, gw = win.grid_h, win.grid_w
