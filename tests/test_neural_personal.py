@@ -287,3 +287,29 @@ def test_a_session_carries_the_personal_model_to_another_machine(scene, tmp_path
     assert len(fits) == 1  # used, not fitted again
     for k, v in first.personal.state_dict().items():
         assert torch.equal(v, again.personal.state_dict()[k])
+
+
+def test_the_neural_renderer_relights_through_the_photos_personal_model(scene, tmp_path, monkeypatch) -> None:
+    """One light model: once the photo has a Personal model, the compositor under G_p is the Personal
+    renderer's (its relight is what G_p is given); before, the plain mesh compositor."""
+    from faceeditor.fit.synthetic import state_vertices
+    from faceeditor.jobs.renderers import RendererFactory
+    from faceeditor.neural.photo_g import PhotoG
+
+    monkeypatch.setenv("FACEEDITOR_HOME", str(tmp_path / "home"))
+    model, sc = scene
+    state = sc.state.copy()
+    state.fitted_landmarks68 = state.camera().project(state_vertices(model, state))[0, model.landmarks68, :2].numpy()
+    G = PhotoG(widths=(8, 8, 8), inject=(4, 4, 4), extra_layers=(0, 0, 1), w_dim=16, nim_hidden=4).eval()
+    factory = RendererFactory(model, photo_g=G)
+    person = np.zeros(sc.photo.shape[:2], np.float32)
+    plain = factory.make("neural", sc.photo, state, person_mask=person)
+    assert plain.mesh.shading_ratio is None
+    personal = factory.make("personal", sc.photo, state, config=TINY, person_mask=person)
+    neural = factory.make("neural", sc.photo, state, person_mask=person)
+    assert neural.mesh.shading_ratio is not None
+    base = personal.comp.photo_light
+    edit = EditParams(light=LightParams(-60.0, 10.0, base.intensity, base.ambient, base.temperature))
+    assert np.array_equal(neural.mesh.render(edit), personal.render(edit))
+    out = neural.render(edit)
+    assert out.shape == sc.photo.shape and np.abs(out.astype(int) - sc.photo).max() > 5

@@ -4,6 +4,8 @@
 * ``"neural"``: :class:`~faceeditor.neural.photo_renderer.PhotoNeuralRenderer`, the compositor's
   edit redrawn feed-forward by the photo-conditioned renderer G_p (issue 15; no inversion); needs
   ``resources/photo_g.pt`` or ``$FACEEDITOR_PHOTO_G``. (Earlier files call it ``"photo-neural"``.)
+  When the photo already has a Personal model (chosen before, or carried in its session) the
+  compositor under G_p is the Personal renderer's: one light model relights what G_p is given.
 * ``"gar"``: :class:`~faceeditor.neural.gar_renderer.GarRenderer`, the same compositor with the
   GAR renderer G as its fill layer; the face is inverted first when its state has no latent code
   for the shipped G (:func:`faceeditor.neural.invert.invert`, seconds on a CPU).
@@ -149,7 +151,11 @@ def make_renderer(kind: str, photo: np.ndarray, state: FaceState, model: FaceMod
     if kind == "mesh":
         return MeshCompositor(photo, state, model, **kw)
     if kind == "neural":
-        return PhotoNeuralRenderer(photo, state, model, G=kw.pop("photo_g", None), **kw)
+        G, personal = kw.pop("photo_g", None), kw.pop("personal", None)
+        if personal is not None:  # one light model: the Personal model relights what G_p is given
+            mesh = PersonalRenderer(photo, state, model, personal=personal, progress=progress, **kw).comp
+            return PhotoNeuralRenderer(photo, state, model, G=G, mesh=mesh)
+        return PhotoNeuralRenderer(photo, state, model, G=G, **kw)
     if kind == "personal":
         return PersonalRenderer(photo, state, model, personal=kw.pop("personal", None), progress=progress, **kw)
     if nets is None:
@@ -195,6 +201,8 @@ class RendererFactory:
             kw.setdefault("nets", self.gar_nets())
         if kind == "neural":
             kw.setdefault("photo_g", self.photo_g())
+            key = photo_key(photo)  # a Personal model the photo already has (never fitted for this)
+            kw.setdefault("personal", self._personal.get(key) or load_cached_personal(key))
         if kind == "personal":  # fitted once per photo, shared by its preview and full-size renderers
             key = photo_key(photo)
             kw.setdefault("personal", self._personal.get(key) or load_cached_personal(key))

@@ -2,13 +2,15 @@
 
 Per render (feed-forward, no inversion):
 
-1. the mesh compositor (:class:`~faceeditor.edit.compose.MeshCompositor`) warps, relights and
-   fills the photo for the edit: the warped photo layers ``M`` (a zero edit returns the photo);
+1. the mesh compositor (:class:`~faceeditor.edit.compose.MeshCompositor`; with a Personal model,
+   the Personal renderer's, relit by its Blinn-Phong light) warps, relights and fills the photo
+   for the edit: the warped photo layers ``M`` (a zero edit returns the photo);
 2. in the face's aligned crop (:func:`faceeditor.neural.crop.crop_view`, at the size G_p was trained at) the edited
    head is rasterized, each pixel looks up the fitted view (:func:`~faceeditor.neural.photo_rep.correspondence`)
    for its confidence, and rep(p) is built with ``M``'s crop as the (relit) texture and, off the
    edited head, the warped photo (on it, a push-pull fill of the confident texture, as in training),
-   the edited normals, the target light's SH shading and the regions;
+   the edited normals, the target light's SH shading (what G_p was trained on, with either
+   compositor) and the regions;
 3. G_p (:class:`~faceeditor.neural.photo_g.PhotoG`) predicts a residual and an alpha;
 4. G_p's image (base + residual) is pasted back onto ``M`` with the alpha, limited to the (dilated) union of the
    fitted and edited heads: pixels away from the head keep ``M``'s values bit for bit (and ``M``
