@@ -219,6 +219,28 @@ def test_soft_limit_and_rolloff() -> None:
     assert torch.equal(same, px)
 
 
+def test_a_moved_surface_under_the_same_light_brightens_at_most_the_moved_limit(scene) -> None:
+    """Same light, normals turned from the shade towards the light: the brightening is compressed
+    below MOVED_BRIGHTEN_LIMIT (about linear while small), darkening keeps soft_limit's range; a
+    changed light may brighten further."""
+    sh = np.asarray(scene.state.sh, np.float64)
+    same = relight.light_change(sh, sh)
+    n = torch.nn.functional.normalize(torch.randn(2000, 3), dim=-1).numpy()
+    m = torch.nn.functional.normalize(torch.randn(2000, 3), dim=-1).numpy()
+    L = relight.log_ratio(n, m, same)
+    raw = relight.soft_limit(relight._soft_floor(relight.shading(m, same.lum_new), same.floor_new)
+                             - relight._soft_floor(relight.shading(n, same.lum_old), same.floor_old))
+    assert L.max() < relight.MOVED_BRIGHTEN_LIMIT and raw.max() > 1.5 * relight.MOVED_BRIGHTEN_LIMIT
+    np.testing.assert_allclose(L[raw <= 0], raw[raw <= 0], atol=1e-6)  # darkening as before
+    small = (raw > 0) & (raw < 0.1 * relight.MOVED_BRIGHTEN_LIMIT)
+    np.testing.assert_allclose(L[small], raw[small], rtol=0.01)
+    # a light change alone (same normals) is not limited by it; with turned normals it adds to it
+    brighter = relight.light_change(sh, 2.0 * sh)  # twice the light
+    assert relight.log_ratio(n, n, brighter).max() > relight.MOVED_BRIGHTEN_LIMIT
+    bound = relight.soft_limit(np.float32(np.log(2.0) + relight.MOVED_BRIGHTEN_LIMIT))
+    assert np.all(relight.log_ratio(n, m, brighter) <= bound + 1e-5)
+
+
 def test_shading_quadratic_form_matches_the_sh_basis() -> None:
     from faceeditor.render.sh import sh_shading
 
