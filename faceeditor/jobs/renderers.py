@@ -203,6 +203,9 @@ class RendererFactory:
             kw.setdefault("photo_g", self.photo_g())
             key = photo_key(photo)  # a Personal model the photo already has (never fitted for this)
             kw.setdefault("personal", self._personal.get(key) or load_cached_personal(key))
+            if kw["personal"] is not None:
+                with self._lock:
+                    self._personal[key] = kw["personal"]
         if kind == "personal":  # fitted once per photo, shared by its preview and full-size renderers
             key = photo_key(photo)
             kw.setdefault("personal", self._personal.get(key) or load_cached_personal(key))
