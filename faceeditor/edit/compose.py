@@ -6,34 +6,31 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
    (:mod:`.grid`); its pixels look up where the same surface point was in the photo
    (:mod:`.flow`): a backward flow and a per-pixel warp confidence;
 2. the flow is extended past the silhouette and faded by LiftedGAN's transformation map
-   (:mod:`.blendmap`), so hair and neck follow and the background stays (:mod:`.maps`);
+   (:mod:`.blendmap`), so hair follows and the background stays (:mod:`.maps`); under the jaw
+   the head is drawn over a still clothes layer (:mod:`.jaw_clothes`: no collar dragged with the chin);
 3. the luminance shading ratio of the target to the fitted SH light on the edited vs fitted normals
    is the relight gain on the whole person (:mod:`.relight`, :mod:`.person_light`) — pose edits get it too, since
    a turned head turns in the scene's light; relit face skin then takes the photo's skin colour at
    its new brightness (:mod:`.skin_tone`: shadows redder, highlights paler, as the photo shows them);
 4. pixels the photo cannot supply are rendered by the :class:`~faceeditor.edit.fill.FillProvider`
-   (face and mouth; ears, scalp and neck are moved photo)
-   (at the output resolution capped at :data:`fill_layer.MAX_FILL_PX`; on the work grid, sharing
-   its rasterization, for preview-sized outputs), matched to the photo around them by a smooth
-   membrane (:mod:`.fill_layer`) and blended with a soft mask;
+   (face and mouth; ears, scalp and neck are moved photo; at the output resolution capped at
+   :data:`fill_layer.MAX_FILL_PX`, on the work grid for previews), matched to the photo around
+   them by a smooth membrane (:mod:`.fill_layer`) and blended with a soft mask;
 5. at full resolution only tiles where something changes are touched (:mod:`.tiles`): the grid
    maps are upsampled with ``cv2.warpAffine``, the photo is ``cv2.remap``-ed (where the face
-   occludes the neck or scalp, each side by its own flow, cut along a smooth anti-aliased
-   outline: :class:`~faceeditor.edit.maps.FaceLayer`), relit with one
-   saturating ``cv2.multiply`` (plus a float roll-off for the few brightened highlights) and
-   the fill is blended with ``cv2.blendLinear``, all in uint8 where possible.
+   occludes the neck or scalp, each side by its own flow, cut along a smooth anti-aliased outline:
+   :class:`~faceeditor.edit.maps.FaceLayer`), relit with one saturating ``cv2.multiply`` (plus a
+   float roll-off for bright highlights), the fill blended with ``cv2.blendLinear``, in uint8.
 
 Resolution: the work grid has 1/:data:`WORK_SUBSAMPLE` of the output's resolution, between
 ``min_work_px`` and ``max_work_px`` on its long side (171 x 128 for a 1024 x 768 preview, 512 x 384
 for a 4000 x 3000 export of a head that fills the frame).
 
 Everything that does not depend on the edit (fitted head, normals, original-view z-buffer, work
-windows, scaled photos) is computed once per output size and cached. A zero edit returns the
-photo itself (a copy; at ``scale != 1`` the photo resized with ``INTER_AREA``).
+windows, scaled photos) is cached per output size. A zero edit returns the photo (a copy; INTER_AREA at other scales).
 
-Thread safety: one compositor may be used from several threads (caches are locked; renders do
-not share mutable state), but renders are CPU-bound, so the GUI should run one at a time in a
-worker and drop stale requests. ``cancel()`` is polled between stages (every few ms).
+Thread safety: caches are locked and renders share no mutable state, but renders are CPU-bound:
+the GUI runs one at a time in a worker and drops stale ones. ``cancel()`` is polled between stages.
 """
 
 from __future__ import annotations
@@ -63,6 +60,7 @@ from faceeditor.edit.geometry import (
     target_sh,
 )
 from faceeditor.edit.grid import Window, make_window, upsample
+from faceeditor.edit.jaw_clothes import JawClothes
 from faceeditor.edit.layers import PortraitLayers
 from faceeditor.edit.maps import EditedHead, GridMaps
 from faceeditor.edit.params import EditParams
@@ -125,9 +123,8 @@ class MeshCompositor:
         self.relight_tri = person_light.triangle_classes(model, self.face_ids)  # skin / head+neck / inner
         self.skin_faces = torch.zeros(model.faces.shape[0], dtype=torch.bool)  # over model.faces: the fill's
         self.skin_faces[self.face_ids] = self.relight_tri == person_light.TRI_SKIN  # colour-matched surfaces
-        # the fill draws the face and mouth; the ICT head/neck material (hair and collar in a photo)
-        # would be a flat band there, and its plain eyeball a cartoon eye over a real one (a blink
-        # is drawn by :mod:`.eyes`): the warped photo covers those instead
+        # the fill draws the face and mouth; the ICT head/neck material (hair and collar in a photo) would be a
+        # flat band there, and its plain eyeball a cartoon eye (a blink is :mod:`.eyes`'): the photo covers those
         keep_photo = [model.region_names.index(n) for n in ("M_BackHead", "M_ScleraLeft", "M_IrisLeft",
                                                             "M_ScleraRight", "M_IrisRight")]
         # the model's ears are drawn from the photo too: they rarely sit on the person's (a textured
@@ -142,16 +139,14 @@ class MeshCompositor:
             self._v_model = model_vertices(model, state)  # (1,V,3) model frame, fitted expression
             self.v_src = posed(model, state, self._v_model)  # (1,V,3) fitted head, camera frame
             self.n_src = vertex_normals(self.v_src, model.faces)
-        used = torch.zeros(model.n_vertices, dtype=torch.bool)
-        used[self.tri.reshape(-1)] = True
-        self._used = used.nonzero().squeeze(1)
-
+        self._used = torch.unique(self.tri.reshape(-1))  # the rendered vertices, sorted
         self._head_only = self._used[neck_weights(model)[0, self._used, 0] > 0.5]
         self.photo_light = photo_light(state)  # the fitted SH as light controls: target_sh's reference
         self._fill = fill
         self._lock = threading.RLock()
         self._views: dict[tuple[int, int], _ScaleView] = {}
         self.layered = bool(layered)
+        self.jaw_clothes: JawClothes | None = JawClothes(model)  # a still collar under the jaw (None: off)
         self._person = person_mask
         self._layers: dict[tuple[int, int], PortraitLayers] = {}
         self._tex_conf: tuple[torch.Tensor, ...] | None = None  # texture confidence, UVs, photo-textured triangles
@@ -418,6 +413,9 @@ class MeshCompositor:
         if lit.any() and view.tone is not None and self.retone:
             face_skin = blendmap.feather(fill_layer.skin_map(grid, self.retone_faces).astype(np.float32), RETONE_FEATHER_PX)
         portrait = self._portrait_layers(view) if self.layered and moving.any() else None
+        clothes = None if self.jaw_clothes is None or not moving.any() else self.jaw_clothes.prepare(
+            view.photo, win, view.camera, view.head_px, self._fragments(view.orig_sources),
+            (self.v_src, grid.head.verts), grid.head.fragments)
         for ox0, oy0, w, h in tiles.tiles(win, TILE_PX):
             gbox = tiles.grid_box(win, ox0, oy0, w, h)
             has = {k: tiles.box_sum(v, gbox) > 0 for k, v in sums.items()}
@@ -426,6 +424,7 @@ class MeshCompositor:
             check()
             if has["m"]:
                 tile = tiles.moved_tile(view.photo, win, flow, portrait, (ox0, oy0, w, h), grid.face)
+                tile = tile if clothes is None else clothes.blend(tile, ox0, oy0, w, h)
             else:
                 tile = np.array(view.photo[oy0:oy0 + h, ox0:ox0 + w])  # a copy: never write into the photo
             if has["l"]:  # relight the part of the tile under lit grid pixels

@@ -1,0 +1,144 @@
+"""Under the jaw the chin passes over a collar that stays: a still clothes layer behind the head.
+
+The transformation map (LiftedGAN ``002`` eq. 1, :mod:`.blendmap`) continues the head's motion past
+its silhouette so hair follows without a tear. Under the jaw that continuation drags the collar:
+the pixels next to the turned chin take the chin's flow and sample the shirt beside the old chin,
+and a sliver of white collar shows between chin and lapel (the most frequent flaw of the labelled
+set D at yaw 15). A flow cannot both move the chin and keep the collar beside it still: that is an
+occlusion edge, so it is drawn as one. Below the jaw line (through iBUG points 5 and 13, 0-based 4
+and 12, of the fitted and of the edited head, whichever is lower; a cosine ramp of
+:data:`RAMP_HEAD_FRACTION` of the head), what is not the edited head (the neck, which the model
+moves less, counts as clothes) shows the *clothes layer*: the photo, still, with the fitted head's
+chin and jaw under that line inpainted away (:func:`faceeditor.edit.layers.inpaint_background`),
+so where the chin left, neck and collar continue; the moved head is drawn over it with its
+coverage as alpha.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from faceeditor.core.camera import Camera
+from faceeditor.edit import blendmap
+from faceeditor.edit.geometry import neck_weights
+from faceeditor.edit.grid import Window, upsample
+from faceeditor.edit.layers import inpaint_background, person_alpha_at
+from faceeditor.morphable.model import FaceModel
+
+JAW_POINTS = (4, 12, 8)  # iBUG-68, 0-based: the jaw on either side of the chin, and the chin
+RAMP_HEAD_FRACTION = 0.05  # the jaw line's ramp, a fraction of the head size
+HEAD_WEIGHT = 0.95  # triangles whose vertices all follow the head rotation at least this much are the head
+HOLE_BAND_FRACTION = 0.12  # the chin inpainted in the clothes layer: this far (of the head) inside its outline
+EDGE_SIGMA_PX = 0.6  # the head's edge over the clothes is feathered by this (output pixels): no staircase
+
+
+def head_faces(model: FaceModel) -> torch.Tensor:
+    """(F,) bool over ``model.faces``: the triangles that follow the head (not the neck)."""
+    return neck_weights(model)[0, :, 0][model.faces].min(1).values > HEAD_WEIGHT
+
+
+def coverage(fragments: tuple[torch.Tensor, ...], heads: torch.Tensor, win: Window) -> np.ndarray:
+    """(H,W) bool grid: the pixels of ``fragments`` (flat pixel, triangle into ``model.faces``, ...)
+    on head triangles (``heads``: :func:`head_faces`)."""
+    pix, faces = fragments[0], fragments[1]
+    out = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
+    out[pix] = heads[faces]
+    return out.view(win.grid_h, win.grid_w).numpy()
+
+
+def jaw_points(model: FaceModel, verts: torch.Tensor, win: Window, camera: Camera) -> np.ndarray:
+    """(3,2) grid positions of ``verts``' (1,V,3) two jaw points and chin."""
+    pts = verts[:, model.landmarks68[list(JAW_POINTS)]]
+    return win.screen(pts, camera)[0, :, :2].detach().cpu().numpy().astype(np.float64)
+
+
+def below_jaw(heads: list[np.ndarray], shape: tuple[int, int], head_px: float) -> np.ndarray:
+    """(H,W) float32 in [0,1]: 1 below every head's jaw line (through its jaw points, oriented
+    towards its chin), 0 above, a cosine ramp of :data:`RAMP_HEAD_FRACTION` x ``head_px`` (grid
+    pixels) centred on the lowest line."""
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    depth = np.full(shape, np.inf, np.float32)
+    for a, b, chin in heads:
+        n = np.array([-(b - a)[1], (b - a)[0]])
+        n = n / max(float(np.linalg.norm(n)), 1e-6)
+        if np.dot(chin - a, n) < 0:
+            n = -n
+        depth = np.minimum(depth, (xs - a[0]) * n[0] + (ys - a[1]) * n[1])
+    t = np.clip(depth / max(RAMP_HEAD_FRACTION * head_px, 1.0) + 0.5, 0.0, 1.0)
+    return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+
+
+def blend(tile: np.ndarray, clothes: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``tile`` (h,w,3 uint8) with the clothes layer's pixels drawn by ``weight`` (h,w float)."""
+    w = weight[..., None]
+    return (tile * (1.0 - w) + clothes * w + 0.5).astype(np.uint8)
+
+
+def clothes_weight(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tensor, ...],
+                   verts: tuple[torch.Tensor, torch.Tensor], win: Window, camera: Camera, head_px: float) -> np.ndarray:
+    """(H,W) float32 grid: how much each pixel shows the clothes layer: below the jaw lines of the
+    fitted and the edited head (``verts``), off the edited head's own (not neck) pixels (``fragments``)."""
+    k = 0.5 * (win.kx + win.ky)
+    lines = [jaw_points(model, v, win, camera) for v in verts]
+    off_head = blendmap.feather((~coverage(fragments, heads, win)).astype(np.float32), EDGE_SIGMA_PX * k)
+    return below_jaw(lines, (win.grid_h, win.grid_w), head_px * k) * off_head
+
+
+def chin_hole(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tensor, ...], verts: torch.Tensor,
+              win: Window, camera: Camera, head_px: float) -> np.ndarray:
+    """(H,W) bool grid: the fitted head's own pixels below its jaw line (what the clothes layer inpaints)."""
+    k = 0.5 * (win.kx + win.ky)
+    below = below_jaw([jaw_points(model, verts, win, camera)], (win.grid_h, win.grid_w), head_px * k) > 0.5
+    head = coverage(fragments, heads, win)
+    inside = cv2.distanceTransform(head.astype(np.uint8), cv2.DIST_L2, 3)
+    return below & head & (inside <= HOLE_BAND_FRACTION * head_px * k)  # what a turn can uncover
+
+
+def clothes_layer(photo: np.ndarray, chin: np.ndarray, win: Window) -> np.ndarray:
+    """The clothes layer of ``photo`` (output size): the photo with the ``chin`` grid mask inpainted away."""
+    size = (photo.shape[1], photo.shape[0])
+    return inpaint_background(photo, person_alpha_at(np.zeros((1, 1), np.float32), chin, win, size), win)
+
+
+@dataclass
+class Drawn:
+    """One render's clothes: the layer and how much each grid pixel shows it."""
+
+    layer: np.ndarray  # (H,W,3) uint8 at the output size
+    weight: np.ndarray  # (grid_h, grid_w) float32 (:func:`clothes_weight`)
+    win: Window
+
+    def blend(self, tile: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+        """Output tile [x0,x0+w) x [y0,y0+h) with the clothes drawn (:func:`blend`)."""
+        return blend(tile, self.layer[y0:y0 + h, x0:x0 + w], upsample(self.win, self.weight, x0, y0, w, h))
+
+
+@dataclass
+class JawClothes:
+    """A compositor's clothes layer: the head triangles, and the layer of the last output size drawn."""
+
+    model: FaceModel
+    heads: torch.Tensor = field(init=False)
+    _layers: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.heads = head_faces(self.model)
+
+    def prepare(self, photo: np.ndarray, win: Window, camera: Camera, head_px: float,
+                fitted: tuple[torch.Tensor, ...], verts: tuple[torch.Tensor, torch.Tensor],
+                edited: tuple[torch.Tensor, ...]) -> Drawn:
+        """The clothes of one render: ``photo`` at the output size, the fitted head's grid fragments
+        and the (fitted, edited) vertices and the edited head's fragments."""
+        size = (photo.shape[1], photo.shape[0])
+        with self._lock:
+            if size not in self._layers:
+                chin = chin_hole(self.model, self.heads, fitted, verts[0], win, camera, head_px)
+                self._layers = {size: clothes_layer(photo, chin, win)}
+            layer = self._layers[size]
+        return Drawn(layer, clothes_weight(self.model, self.heads, edited, verts, win, camera, head_px), win)

@@ -1,0 +1,65 @@
+"""The still clothes layer under the jaw (faceeditor.edit.jaw_clothes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceeditor.edit import jaw_clothes
+from faceeditor.edit.compose import MeshCompositor
+from faceeditor.edit.grid import upsample
+from faceeditor.edit.params import EditParams
+
+
+def test_below_jaw_ramps_across_the_lowest_line() -> None:
+    """A level jaw line at y = 20 (chin below it): 0 above the ramp, 1/2 on the line, 1 below; a
+    second head whose line is lower decides (below *both* lines)."""
+    a, b, chin = np.array([10.0, 20.0]), np.array([30.0, 20.0]), np.array([20.0, 30.0])
+    w = jaw_clothes.below_jaw([np.stack([a, b, chin])], (40, 40), head_px=100.0)  # ramp 5 px
+    assert w[10, 20] == 0.0 and w[30, 20] == 1.0
+    assert w[20, 5] == pytest.approx(0.5, abs=1e-6)
+    assert np.all(np.diff(w[:, 20]) >= 0)  # rising downwards
+    lower = np.stack([a + [0, 6], b + [0, 6], chin + [0, 6]])
+    both = jaw_clothes.below_jaw([np.stack([a, b, chin]), lower], (40, 40), head_px=100.0)
+    assert both[26, 20] == pytest.approx(0.5, abs=1e-6) and both[20, 20] == 0.0
+    flipped = jaw_clothes.below_jaw([np.stack([b, a, chin])], (40, 40), head_px=100.0)  # the chin orients it
+    np.testing.assert_array_equal(flipped, w)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    from faceeditor.edit.scene import synthetic_photo
+    from faceeditor.morphable import default_model_path, load_face_model
+
+    if not default_model_path().is_file():
+        pytest.skip("resources/face_model.npz missing")
+    model = load_face_model("cpu")
+    return model, synthetic_photo(model, seed=3, size=(256, 256))
+
+
+def test_the_collar_under_the_jaw_stays_while_the_head_turns(scene) -> None:
+    """Turned 20 degrees: off the edited head and under the jaw line, where the clothes layer is the
+    photo (not the inpainted chin), the render is the photo bit for bit; without the layer the
+    transformation map drags those pixels with the chin."""
+    model, sc = scene
+    person = np.zeros(sc.photo.shape[:2], np.float32)  # nothing beyond the face is relit
+    comp = MeshCompositor(sc.photo, sc.state, model, person_mask=person)
+    edit = EditParams(yaw=20.0)
+    out = comp.render(edit)
+    view = comp._view(1.0)
+    grid = comp.grid_maps(edit)
+    drawn = comp.jaw_clothes.prepare(view.photo, view.window, view.camera, view.head_px,
+                                     comp._fragments(view.orig_sources), (comp.v_src, grid.head.verts),
+                                     grid.head.fragments)
+    H, W = sc.photo.shape[:2]
+    weight = upsample(view.window, drawn.weight, 0, 0, W, H)
+    meshes = np.zeros(view.window.grid_h * view.window.grid_w, np.float32)  # any triangle, either head
+    meshes[grid.head.fragments[0].numpy()] = 1.0
+    meshes[view.orig_sources.pix.numpy()] = 1.0
+    near_mesh = upsample(view.window, meshes.reshape(view.window.grid_h, view.window.grid_w), 0, 0, W, H) > 0
+    still = (weight > 0.999) & (drawn.layer == sc.photo).all(2) & ~near_mesh
+    assert still.sum() > 200
+    np.testing.assert_array_equal(out[still], sc.photo[still])
+    comp.jaw_clothes = None
+    dragged = comp.render(edit)
+    assert (np.abs(dragged[still].astype(int) - sc.photo[still]).max(1) > 2).sum() > 20
