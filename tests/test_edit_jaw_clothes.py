@@ -50,7 +50,7 @@ def test_the_collar_under_the_jaw_stays_while_the_head_turns(scene) -> None:
     grid = comp.grid_maps(edit)
     drawn = comp.jaw_clothes.prepare(view.photo, view.window, view.camera, view.head_px,
                                      comp._fragments(view.orig_sources), (comp.v_src, grid.head.verts),
-                                     grid.head.fragments)
+                                     grid.head.fragments, grid.moving)
     H, W = sc.photo.shape[:2]
     weight = upsample(view.window, drawn.weight, 0, 0, W, H)
     meshes = np.zeros(view.window.grid_h * view.window.grid_w, np.float32)  # any triangle, either head

@@ -415,7 +415,7 @@ class MeshCompositor:
         portrait = self._portrait_layers(view) if self.layered and moving.any() else None
         clothes = None if self.jaw_clothes is None or not moving.any() else self.jaw_clothes.prepare(
             view.photo, win, view.camera, view.head_px, self._fragments(view.orig_sources),
-            (self.v_src, grid.head.verts), grid.head.fragments)
+            (self.v_src, grid.head.verts), grid.head.fragments, moving)
         for ox0, oy0, w, h in tiles.tiles(win, TILE_PX):
             gbox = tiles.grid_box(win, ox0, oy0, w, h)
             has = {k: tiles.box_sum(v, gbox) > 0 for k, v in sums.items()}

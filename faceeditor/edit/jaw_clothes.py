@@ -28,6 +28,7 @@ from faceeditor.edit import blendmap
 from faceeditor.edit.geometry import neck_weights
 from faceeditor.edit.grid import Window, upsample
 from faceeditor.edit.layers import inpaint_background, person_alpha_at
+from faceeditor.edit.tiles import grid_box
 from faceeditor.morphable.model import FaceModel
 
 JAW_POINTS = (4, 12, 8)  # iBUG-68, 0-based: the jaw on either side of the chin, and the chin
@@ -74,19 +75,27 @@ def below_jaw(heads: list[np.ndarray], shape: tuple[int, int], head_px: float) -
 
 
 def blend(tile: np.ndarray, clothes: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``tile`` (h,w,3 uint8) with the clothes layer's pixels drawn by ``weight`` (h,w float)."""
-    w = weight[..., None]
-    return (tile * (1.0 - w) + clothes * w + 0.5).astype(np.uint8)
+    """``tile`` (h,w,3 uint8) with the clothes layer's pixels drawn by ``weight`` (h,w float), in
+    place, only where the weight is not 0."""
+    np.copyto(tile, clothes, where=(weight >= 1.0 - 1.0 / 512.0)[..., None])  # most: all clothes
+    m = (weight > 1.0 / 512.0) & (weight < 1.0 - 1.0 / 512.0)
+    if m.any():
+        w = weight[m][:, None]
+        tile[m] = (tile[m] * (1.0 - w) + clothes[m] * w + 0.5).astype(np.uint8)
+    return tile
 
 
 def clothes_weight(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tensor, ...],
-                   verts: tuple[torch.Tensor, torch.Tensor], win: Window, camera: Camera, head_px: float) -> np.ndarray:
+                   verts: tuple[torch.Tensor, torch.Tensor], win: Window, camera: Camera, head_px: float,
+                   moving: np.ndarray) -> np.ndarray:
     """(H,W) float32 grid: how much each pixel shows the clothes layer: below the jaw lines of the
-    fitted and the edited head (``verts``), off the edited head's own (not neck) pixels (``fragments``)."""
+    fitted and the edited head (``verts``), off the edited head's own (not neck) pixels (``fragments``),
+    where the warp moves anything (``moving``, grown by a pixel; elsewhere the photo is there already)."""
     k = 0.5 * (win.kx + win.ky)
     lines = [jaw_points(model, v, win, camera) for v in verts]
     off_head = blendmap.feather((~coverage(fragments, heads, win)).astype(np.float32), EDGE_SIGMA_PX * k)
-    return below_jaw(lines, (win.grid_h, win.grid_w), head_px * k) * off_head
+    near = cv2.dilate(moving.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return below_jaw(lines, (win.grid_h, win.grid_w), head_px * k) * off_head * near
 
 
 def chin_hole(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tensor, ...], verts: torch.Tensor,
@@ -115,6 +124,9 @@ class Drawn:
 
     def blend(self, tile: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
         """Output tile [x0,x0+w) x [y0,y0+h) with the clothes drawn (:func:`blend`)."""
+        gx0, gy0, gx1, gy1 = grid_box(self.win, x0, y0, w, h)
+        if not self.weight[gy0:gy1, gx0:gx1].any():
+            return tile
         return blend(tile, self.layer[y0:y0 + h, x0:x0 + w], upsample(self.win, self.weight, x0, y0, w, h))
 
 
@@ -132,13 +144,13 @@ class JawClothes:
 
     def prepare(self, photo: np.ndarray, win: Window, camera: Camera, head_px: float,
                 fitted: tuple[torch.Tensor, ...], verts: tuple[torch.Tensor, torch.Tensor],
-                edited: tuple[torch.Tensor, ...]) -> Drawn:
-        """The clothes of one render: ``photo`` at the output size, the fitted head's grid fragments
-        and the (fitted, edited) vertices and the edited head's fragments."""
+                edited: tuple[torch.Tensor, ...], moving: np.ndarray) -> Drawn:
+        """The clothes of one render: ``photo`` at the output size, the fitted head's grid fragments,
+        the (fitted, edited) vertices, the edited head's fragments and where the warp moves pixels."""
         size = (photo.shape[1], photo.shape[0])
         with self._lock:
             if size not in self._layers:
                 chin = chin_hole(self.model, self.heads, fitted, verts[0], win, camera, head_px)
                 self._layers = {size: clothes_layer(photo, chin, win)}
             layer = self._layers[size]
-        return Drawn(layer, clothes_weight(self.model, self.heads, edited, verts, win, camera, head_px), win)
+        return Drawn(layer, clothes_weight(self.model, self.heads, edited, verts, win, camera, head_px, moving), win)
