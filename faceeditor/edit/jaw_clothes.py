@@ -8,10 +8,10 @@ set D at yaw 15). A flow cannot both move the chin and keep the collar beside it
 occlusion edge, so it is drawn as one. Below the jaw line (through iBUG points 5 and 13, 0-based 4
 and 12, of the fitted and of the edited head, whichever is lower; a cosine ramp of
 :data:`RAMP_HEAD_FRACTION` of the head), what is not the edited head (the neck, which the model
-moves less, counts as clothes) shows the *clothes layer*: the photo, still, with the fitted head's
-chin and jaw under that line inpainted away (:func:`faceeditor.edit.layers.inpaint_background`),
-so where the chin left, neck and collar continue; the moved head is drawn over it with its
-coverage as alpha.
+moves less, counts as clothes) shows the *clothes layer*: the photo, still, with the band of the
+fitted chin and jaw under that line that a turn can uncover (:data:`HOLE_BAND_FRACTION` inside its
+outline) inpainted away (:func:`faceeditor.edit.layers.inpaint_background`), so where the chin left,
+neck and collar continue; the moved head is drawn over it with its feathered coverage as alpha.
 """
 
 from __future__ import annotations
