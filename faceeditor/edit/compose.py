@@ -26,8 +26,8 @@ Resolution: the work grid has 1/:data:`WORK_SUBSAMPLE` of the output's resolutio
 ``min_work_px`` and ``max_work_px`` on its long side (171 x 128 for a 1024 x 768 preview, 512 x 384
 for a 4000 x 3000 export of a head that fills the frame).
 
-Everything that does not depend on the edit (fitted head, normals, original-view z-buffer, work
-windows, scaled photos) is cached per output size. A zero edit returns the photo (a copy; INTER_AREA at other scales).
+Everything that does not depend on the edit (fitted head, normals, original-view z-buffer, work windows,
+scaled photos) is cached per output size. A zero edit returns the photo (a copy; INTER_AREA at other scales).
 
 Thread safety: caches are locked and renders share no mutable state, but renders are CPU-bound:
 the GUI runs one at a time in a worker and drops stale ones. ``cancel()`` is polled between stages.

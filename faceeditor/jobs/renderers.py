@@ -191,6 +191,18 @@ class RendererFactory:
                 self._nets = load_gar()
             return self._nets
 
+    def known_personal(self, key: str) -> PersonalModel | None:
+        """The Personal model of photo ``key`` kept in memory or under the user directory (then kept
+        in memory too), or None."""
+        with self._lock:
+            got = self._personal.get(key)
+        if got is None:
+            got = load_cached_personal(key)
+            if got is not None:
+                with self._lock:
+                    self._personal[key] = got
+        return got
+
     def make(self, kind: str, photo: np.ndarray, state: FaceState, preview: bool = False,
              progress: Progress | None = None, **kw):
         """:func:`make_renderer` with the kept model and, for ``"neural"`` and ``"gar"``, the shared networks."""
@@ -201,14 +213,10 @@ class RendererFactory:
             kw.setdefault("nets", self.gar_nets())
         if kind == "neural":
             kw.setdefault("photo_g", self.photo_g())
-            key = photo_key(photo)  # a Personal model the photo already has (never fitted for this)
-            kw.setdefault("personal", self._personal.get(key) or load_cached_personal(key))
-            if kw["personal"] is not None:
-                with self._lock:
-                    self._personal[key] = kw["personal"]
+            kw.setdefault("personal", self.known_personal(photo_key(photo)))  # never fitted for this
         if kind == "personal":  # fitted once per photo, shared by its preview and full-size renderers
             key = photo_key(photo)
-            kw.setdefault("personal", self._personal.get(key) or load_cached_personal(key))
+            kw.setdefault("personal", self.known_personal(key))
             fitted_now = kw["personal"] is None
             renderer = make_renderer(kind, photo, state, self.model, preview=preview, progress=progress, **kw)
             with self._lock:
