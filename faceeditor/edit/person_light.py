@@ -9,9 +9,9 @@ pasted on the photo. So the person is relit as one surface (:func:`log_ratio_map
   quarter-circle profile of the distance to its outline, blurred (:func:`silhouette_normals`):
   its normals face the camera inside the person and turn outward, perpendicular to the view, at
   its silhouette, the way a rounded body's do;
-* **on the mesh** the edited and fitted head's own normals are used, blended into the silhouette
-  normals over a band inside the mesh's outline (:data:`MESH_BLEND`), so the shading is
-  continuous where hair and collar meet the head;
+* **on the mesh** the edited and fitted head's own normals are used: on the face material fully,
+  on the scalp and neck blended into the silhouette normals over a band inside the mesh's outline
+  (:data:`MESH_BLEND`), so the shading is continuous where hair and collar meet the head;
 * the luminance log ratio (:func:`faceeditor.edit.relight.log_ratio`) is filled from the
   surrounding skin where the photo's shading is not the mesh's (eyes, mouth interior, unseen
   sources: :func:`faceeditor.edit.blendmap.push_pull`) and smoothed (:data:`RATIO_SMOOTH`): it is
@@ -148,6 +148,21 @@ def _blend(n_mesh: np.ndarray, n_sil: np.ndarray, b: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
 
 
+def _mesh_normal_share(mesh: np.ndarray, cls: np.ndarray, band_px: float) -> np.ndarray:
+    """(H,W) in [0,1]: how much of the mesh's own normal a pixel's shading uses. 1 on the face
+    material (face, ears, eyes, mouth), whose normals decide the light a re-fit reads off the face
+    (blending them into flat silhouette normals at the cheeks under-read a relight from 55 degrees
+    as 43); on the scalp and neck it fades to 0 over ``band_px`` toward the mesh's outline, where
+    hair and collar continue with silhouette normals, and over ``band_px`` away from the face."""
+    band = max(float(band_px), 1.0)
+    to_outline = np.clip(cv2.distanceTransform(mesh.astype(np.uint8), cv2.DIST_L2, 5) / band, 0.0, 1.0)
+    face = mesh & (cls != TRI_HEAD)
+    if face.any():
+        near_face = 1.0 - np.clip(cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5) / band, 0.0, 1.0)
+        to_outline = np.maximum(to_outline, near_face)
+    return to_outline * to_outline * (3.0 - 2.0 * to_outline)  # smoothstep
+
+
 def log_ratio_map(
     prep: PersonShading,
     src: Sources,
@@ -168,9 +183,7 @@ def log_ratio_map(
     n_old, n_new = n_sil.copy(), n_sil.copy()
     conf = np.ones((gh, gw), np.float32)
     if mesh.any():
-        dist = cv2.distanceTransform(mesh.astype(np.uint8), cv2.DIST_L2, 5)
-        b = np.clip(dist / max(MESH_BLEND * prep.head_px, 1.0), 0.0, 1.0)[mesh]
-        b = b * b * (3.0 - 2.0 * b)  # smoothstep
+        b = _mesh_normal_share(mesh, cls, MESH_BLEND * prep.head_px)[mesh]
         n_old[mesh] = _blend(_grid_values(src.n_src, src.pix, gh, gw)[mesh], n_sil[mesh], b)
         n_new[mesh] = _blend(_grid_values(src.n_dst, src.pix, gh, gw)[mesh], n_sil[mesh], b)
         conf[mesh] = _grid_values(src.warp_conf[:, None], src.pix, gh, gw)[mesh, 0]
