@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from faceeditor.edit import jaw_clothes
 from faceeditor.edit.compose import MeshCompositor
@@ -63,3 +64,19 @@ def test_the_collar_under_the_jaw_stays_while_the_head_turns(scene) -> None:
     comp.jaw_clothes = None
     dragged = comp.render(edit)
     assert (np.abs(dragged[still].astype(int) - sc.photo[still]).max(1) > 2).sum() > 20
+
+
+def test_head_coverage_is_the_interpolated_head_weight_ramped() -> None:
+    """Per pixel, not per triangle: the corners' head-rotation weights interpolated by the
+    barycentrics, 0 up to HEAD_RAMP[0], 1 from HEAD_RAMP[1], a smoothstep between (a triangle that
+    straddles the neck line is split along a smooth line instead of counting whole)."""
+    from faceeditor.edit.grid import Window
+
+    lo, hi = jaw_clothes.HEAD_RAMP
+    heads = torch.tensor([[1.0, 1.0, 1.0], [lo - 0.1, 1.0, (lo + hi) / 2]])
+    pix = torch.tensor([0, 1, 2, 3])
+    faces = torch.tensor([0, 1, 1, 1])
+    bary = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    win = Window(0, 0, 4, 1, 4, 1)
+    cov = jaw_clothes.coverage((pix, faces, bary), heads, win)
+    np.testing.assert_allclose(cov[0], [1.0, 0.0, 1.0, 0.5], atol=1e-6)

@@ -8,7 +8,7 @@ set D at yaw 15). A flow cannot both move the chin and keep the collar beside it
 occlusion edge, so it is drawn as one. Below the jaw line (through iBUG points 5 and 13, 0-based 4
 and 12, of the fitted and of the edited head, whichever is lower; a cosine ramp of
 :data:`RAMP_HEAD_FRACTION` of the head), what is not the edited head (the neck, which the model
-moves less, counts as clothes) shows the *clothes layer*: the photo, still, with the band of the
+moves less, counts as clothes; the line between them is smooth, :func:`coverage`) shows the *clothes layer*: the photo, still, with the band of the
 fitted chin and jaw under that line that a turn can uncover (:data:`HOLE_BAND_FRACTION` inside its
 outline) inpainted away (:func:`faceeditor.edit.layers.inpaint_background`), so where the chin left,
 neck and collar continue; the moved head is drawn over it with its feathered coverage as alpha.
@@ -33,22 +33,27 @@ from faceeditor.morphable.model import FaceModel
 
 JAW_POINTS = (4, 12, 8)  # iBUG-68, 0-based: the jaw on either side of the chin, and the chin
 RAMP_HEAD_FRACTION = 0.05  # the jaw line's ramp, a fraction of the head size
-HEAD_WEIGHT = 0.95  # triangles whose vertices all follow the head rotation at least this much are the head
+HEAD_RAMP = (0.85, 0.99)  # a pixel's head-rotation weight: at most the first it is neck (clothes), from the second head
 HOLE_BAND_FRACTION = 0.12  # the chin inpainted in the clothes layer: this far (of the head) inside its outline
 EDGE_SIGMA_PX = 0.6  # the head's edge over the clothes is feathered by this (output pixels): no staircase
 
 
-def head_faces(model: FaceModel) -> torch.Tensor:
-    """(F,) bool over ``model.faces``: the triangles that follow the head (not the neck)."""
-    return neck_weights(model)[0, :, 0][model.faces].min(1).values > HEAD_WEIGHT
+def head_weights(model: FaceModel) -> torch.Tensor:
+    """(F,3) the head-rotation weight (:func:`~faceeditor.edit.geometry.neck_weights`: 1 on the head,
+    0 at the bottom of the neck) of each corner of ``model.faces``."""
+    return neck_weights(model)[0, :, 0][model.faces]
 
 
 def coverage(fragments: tuple[torch.Tensor, ...], heads: torch.Tensor, win: Window) -> np.ndarray:
-    """(H,W) bool grid: the pixels of ``fragments`` (flat pixel, triangle into ``model.faces``, ...)
-    on head triangles (``heads``: :func:`head_faces`)."""
-    pix, faces = fragments[0], fragments[1]
-    out = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
-    out[pix] = heads[faces]
+    """(H,W) float32 grid in [0,1]: how much the pixels of ``fragments`` (flat pixel, triangle into
+    ``model.faces``, barycentrics) are head rather than neck: the corners' weights (``heads``:
+    :func:`head_weights`) interpolated and ramped over :data:`HEAD_RAMP`. Per pixel, so the line
+    between head and neck is smooth, not the zigzag of whole triangles."""
+    pix, faces, bary = fragments[0], fragments[1], fragments[2]
+    w = (heads[faces] * bary.to(heads.dtype)).sum(1)
+    t = ((w - HEAD_RAMP[0]) / (HEAD_RAMP[1] - HEAD_RAMP[0])).clamp(0.0, 1.0)
+    out = torch.zeros(win.grid_h * win.grid_w, dtype=torch.float32)
+    out[pix] = (t * t * (3.0 - 2.0 * t)).float()
     return out.view(win.grid_h, win.grid_w).numpy()
 
 
@@ -87,14 +92,16 @@ def blend(tile: np.ndarray, clothes: np.ndarray, weight: np.ndarray) -> np.ndarr
 
 def clothes_weight(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tensor, ...],
                    verts: tuple[torch.Tensor, torch.Tensor], win: Window, camera: Camera, head_px: float,
-                   moving: np.ndarray) -> np.ndarray:
+                   moving: np.ndarray, chin: np.ndarray) -> np.ndarray:
     """(H,W) float32 grid: how much each pixel shows the clothes layer: below the jaw lines of the
     fitted and the edited head (``verts``), off the edited head's own (not neck) pixels (``fragments``),
-    where the warp moves anything (``moving``, grown by a pixel; elsewhere the photo is there already)."""
+    where the warp moves anything (``moving``, grown by a pixel; elsewhere the photo is there already)
+    or the layer inpainted the fitted chin (``chin``: a still pixel there would show the old chin,
+    and the edge of the moving region, a ragged line, would cut the inpainted band)."""
     k = 0.5 * (win.kx + win.ky)
     lines = [jaw_points(model, v, win, camera) for v in verts]
-    off_head = blendmap.feather((~coverage(fragments, heads, win)).astype(np.float32), EDGE_SIGMA_PX * k)
-    near = cv2.dilate(moving.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    off_head = blendmap.feather(1.0 - coverage(fragments, heads, win), EDGE_SIGMA_PX * k)
+    near = cv2.dilate((moving | chin).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     return below_jaw(lines, (win.grid_h, win.grid_w), head_px * k) * off_head * near
 
 
@@ -103,7 +110,7 @@ def chin_hole(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tens
     """(H,W) bool grid: the fitted head's own pixels below its jaw line (what the clothes layer inpaints)."""
     k = 0.5 * (win.kx + win.ky)
     below = below_jaw([jaw_points(model, verts, win, camera)], (win.grid_h, win.grid_w), head_px * k) > 0.5
-    head = coverage(fragments, heads, win)
+    head = coverage(fragments, heads, win) > 0.5
     inside = cv2.distanceTransform(head.astype(np.uint8), cv2.DIST_L2, 3)
     return below & head & (inside <= HOLE_BAND_FRACTION * head_px * k)  # what a turn can uncover
 
@@ -136,11 +143,11 @@ class JawClothes:
 
     model: FaceModel
     heads: torch.Tensor = field(init=False)
-    _layers: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # layer, chin
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.heads = head_faces(self.model)
+        self.heads = head_weights(self.model)
 
     def prepare(self, photo: np.ndarray, win: Window, camera: Camera, head_px: float,
                 fitted: tuple[torch.Tensor, ...], verts: tuple[torch.Tensor, torch.Tensor],
@@ -151,6 +158,7 @@ class JawClothes:
         with self._lock:
             if size not in self._layers:
                 chin = chin_hole(self.model, self.heads, fitted, verts[0], win, camera, head_px)
-                self._layers = {size: clothes_layer(photo, chin, win)}
-            layer = self._layers[size]
-        return Drawn(layer, clothes_weight(self.model, self.heads, edited, verts, win, camera, head_px, moving), win)
+                self._layers = {size: (clothes_layer(photo, chin, win), chin)}
+            layer, chin = self._layers[size]
+        weight = clothes_weight(self.model, self.heads, edited, verts, win, camera, head_px, moving, chin)
+        return Drawn(layer, weight, win)
