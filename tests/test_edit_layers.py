@@ -73,3 +73,19 @@ def test_bicubic_warp_keeps_pixels_with_zero_flow_exact(model):
     moved_tile = ~zero
     assert zero.sum() > 1000 and moved_tile.sum() > 1000  # both kinds of pixel inside the window
     assert np.array_equal(out[rows, cols][zero], scene.photo[rows, cols][zero])
+
+
+def test_a_flow_past_the_photo_edge_samples_the_photo_mirrored() -> None:
+    """A flow that reaches 8 px past the left edge samples the photo mirrored there (hair and
+    background continue), not the edge column repeated (horizontal streaks)."""
+    from faceeditor.edit import tiles
+    from faceeditor.edit.grid import Window
+
+    g = np.random.default_rng(0)
+    photo = g.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    win = Window(0, 0, 48, 32, 48, 32)  # grid = output pixels
+    flow = np.zeros((32, 48, 2), np.float32)
+    flow[..., 0] = -8.0  # every output pixel samples 8 px to its left
+    tile = tiles.moved_tile(photo, win, flow, None, (0, 0, 48, 32))
+    np.testing.assert_array_equal(tile[:, 8:], photo[:, :40])
+    np.testing.assert_array_equal(tile[:, :8], photo[:, 8:0:-1])  # x = -k samples x = k

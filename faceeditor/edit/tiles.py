@@ -103,6 +103,8 @@ def bbox(mask: np.ndarray, pad: int = 0) -> tuple[int, int, int, int] | None:
 
 
 FACE_CUT_BAND = 2.0  # grid pixels either side of the face's outline drawn from the two flows
+BORDER = cv2.BORDER_REFLECT_101  # what a flow reaching past the photo's edge samples: the photo mirrored
+#                                  there (hair, shoulders, background continue), not its last row smeared
 
 
 def moved_tile(photo: np.ndarray, win: Window, flow: np.ndarray, portrait: PortraitLayers | None,
@@ -115,11 +117,11 @@ def moved_tile(photo: np.ndarray, win: Window, flow: np.ndarray, portrait: Portr
     (:class:`~faceeditor.edit.maps.FaceLayer`; only the band's bounding box is resampled again)."""
     ox0, oy0, w, h = rect
     cmap = _coords(win, flow, ox0, oy0, w, h)
-    tile = cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    tile = cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=BORDER)
     if face is not None:
         _cut_face(photo, win, face, tile, rect)
     if portrait is not None:
-        moved_alpha = cv2.remap(portrait.alpha, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        moved_alpha = cv2.remap(portrait.alpha, cmap, None, cv2.INTER_LINEAR, borderMode=BORDER)
         tile = layers.composite(tile, moved_alpha, portrait.background[oy0:oy0 + h, ox0:ox0 + w])
         still = (cmap[..., 0] == np.arange(ox0, ox0 + w, dtype=np.float32)[None, :]) & \
             (cmap[..., 1] == np.arange(oy0, oy0 + h, dtype=np.float32)[:, None])
@@ -152,7 +154,7 @@ def _cut_face(photo: np.ndarray, win: Window, face: FaceLayer, tile: np.ndarray,
 
     def warped(grid_flow: np.ndarray) -> np.ndarray:  # the band's pixels only, as an (N,1) map
         cmap = _coords(win, grid_flow, x, y, bw, bh)[band][:, None, :]
-        return cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)[:, 0].astype(np.float32)
+        return cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=BORDER)[:, 0].astype(np.float32)
 
     a = np.clip(0.5 + s[band] / (0.5 * (win.kx + win.ky)), 0.0, 1.0)[:, None]  # 1 output px ramp
     mixed = np.clip(a * warped(face.flow) + (1.0 - a) * warped(face.back) + 0.5, 0, 255).astype(np.uint8)
