@@ -46,7 +46,7 @@ import torch
 from faceeditor.core.camera import Camera
 from faceeditor.core.progress import check_cancel
 from faceeditor.core.state import FaceState
-from faceeditor.edit import blendmap, eyes, fill_layer, layers, maps, person_light, relight, skin_tone, tiles
+from faceeditor.edit import blendmap, eyes, fill_layer, grain, layers, maps, person_light, relight, skin_tone, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
 from faceeditor.edit.geometry import (
@@ -443,7 +443,7 @@ class MeshCompositor:
             out[oy0:oy0 + h, ox0:ox0 + w] = tile
         return out
 
-    def _fill_layer(self, view: _ScaleView, grid: GridMaps) -> tuple[Window, np.ndarray]:
+    def _fill_layer(self, view: _ScaleView, grid: GridMaps) -> tuple[Window, np.ndarray, grain.Grain | None]:
         """The fill provider's layer matched to the photo (:func:`fill_layer.draw`)."""
         return fill_layer.draw(self._fill_provider(view), view.photo, view.camera, self.state, grid, self.face_ids,
                                self.tri, self.skin_faces)

@@ -21,7 +21,7 @@ import torch
 
 from faceeditor.core.camera import Camera
 from faceeditor.core.state import FaceState
-from faceeditor.edit import blendmap, skin_tone, tiles
+from faceeditor.edit import blendmap, grain, skin_tone, tiles
 from faceeditor.edit.fill import FillProvider, FillRequest
 from faceeditor.edit.grid import Window
 from faceeditor.edit.maps import GridMaps
@@ -35,10 +35,12 @@ MAX_SHIFT = 0.4  # largest colour correction (sRGB, 0..1) the membrane may add
 
 
 def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceState, grid: GridMaps,
-         face_ids: torch.Tensor, tri: torch.Tensor, skin: torch.Tensor) -> tuple[Window, np.ndarray]:
-    """The layer over the box of pixels needing fill, at output resolution (capped): its window and
+         face_ids: torch.Tensor, tri: torch.Tensor,
+         skin: torch.Tensor) -> tuple[Window, np.ndarray, grain.Grain | None]:
+    """The layer over the box of pixels needing fill, at output resolution (capped): its window,
     a (grid_h, grid_w, 4) map of RGB (its skin matched to the photo, module docstring) and blend
-    weight. ``photo``: the output-size photo; ``face_ids``/``tri``: the compositor's rendered
+    weight, and the photo's skin grain for it when it is upsampled (:mod:`.grain`; else None).
+    ``photo``: the output-size photo; ``face_ids``/``tri``: the compositor's rendered
     triangles; ``skin`` (n_faces,) bool over ``model.faces``: the surfaces matched (the mouth
     cavity, teeth and eyes keep their own colours: matched to the lips they would wash out)."""
     win = grid.window
@@ -70,7 +72,21 @@ def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceS
     else:
         rgba[..., :3] = layer.rgb
     rgba[..., 3] = layer.confidence * need  # the blend weight
-    return lw, rgba
+    return lw, rgba, skin_grain(photo, camera, state, lw, on_skin)
+
+
+def skin_grain(photo: np.ndarray, camera: Camera, state: FaceState, lw: Window,
+               on_skin: np.ndarray) -> grain.Grain | None:
+    """The photo's grain (:func:`grain.measure`) for fill layer ``lw`` over its skin ``on_skin``."""
+    marks = state.detector_landmarks
+    if marks is None or not on_skin.any():
+        return None
+    k = camera.width / float(state.image_size[0])
+    cheeks = np.asarray(marks, np.float64)[list(grain.CHEEKS), :2] * k
+    head_px = (state.face_box[2] - state.face_box[0]) * k
+    texel_px = head_px / (state.texture.shape[0] / 2) if state.texture is not None else 0.0
+    patch = grain.measure(photo, cheeks, head_px, max(lw.w / max(lw.grid_w, 1), texel_px))
+    return None if patch is None else grain.Grain(patch, on_skin.astype(np.float32))
 
 
 def skin_map(grid: GridMaps, skin: torch.Tensor) -> np.ndarray:

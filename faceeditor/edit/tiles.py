@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from faceeditor.edit import layers
+from faceeditor.edit import grain, layers
 from faceeditor.edit.grid import Window, upsample
 from faceeditor.edit.layers import PortraitLayers
 from faceeditor.edit.maps import FaceLayer
@@ -43,11 +43,12 @@ def sub_rect(mask: np.ndarray, gbox: tuple[int, int, int, int], win: Window, ox0
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
-def blend_layer(tile: np.ndarray, layer: tuple[Window, np.ndarray], ox0: int, oy0: int, w: int, h: int,
-                rect: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def blend_layer(tile: np.ndarray, layer: tuple[Window, np.ndarray, grain.Grain | None], ox0: int, oy0: int,
+                w: int, h: int, rect: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """uint8 ``tile`` (h,w,3) of output rectangle (ox0, oy0) with the fill layer (RGB + blend
-    weight on its own grid) blended in, within ``rect`` (x, y, w, h; default the whole tile)."""
-    lw, rgba = layer
+    weight on its own grid, and the photo's grain over its skin, :mod:`.grain`) blended in, within
+    ``rect`` (x, y, w, h; default the whole tile)."""
+    lw, rgba, skin_grain = layer
     rx0, ry0, rx1, ry1 = ox0, oy0, ox0 + w, oy0 + h
     if rect is not None:
         rx0, ry0, rx1, ry1 = max(rx0, rect[0]), max(ry0, rect[1]), min(rx1, rect[0] + rect[2]), min(ry1, rect[1] + rect[3])
@@ -60,6 +61,9 @@ def blend_layer(tile: np.ndarray, layer: tuple[Window, np.ndarray], ox0: int, oy
     ys, xs = slice(iy0 - oy0, iy1 - oy0), slice(ix0 - ox0, ix1 - ox0)
     sub = np.ascontiguousarray(tile[ys, xs])
     fill = cv2.convertScaleAbs(np.ascontiguousarray(c[..., :3]), alpha=255.0)
+    if skin_grain is not None:
+        on_skin = upsample(lw, skin_grain.skin, ix0, iy0, ix1 - ix0, iy1 - iy0)
+        fill = grain.apply(fill, grain.tiled(skin_grain.patch, ix0, iy0, ix1 - ix0, iy1 - iy0), on_skin)
     tile[ys, xs] = cv2.blendLinear(sub, fill, 1.0 - a, a)
     return tile
 
