@@ -89,3 +89,26 @@ def test_a_flow_past_the_photo_edge_samples_the_photo_mirrored() -> None:
     tile = tiles.moved_tile(photo, win, flow, None, (0, 0, 48, 32))
     np.testing.assert_array_equal(tile[:, 8:], photo[:, :40])
     np.testing.assert_array_equal(tile[:, :8], photo[:, 8:0:-1])  # x = -k samples x = k
+
+
+def test_the_mouth_interior_moves_with_the_face_around_it() -> None:
+    """follow_face: pixels of inner triangles (teeth, sockets) take the face's flow around them;
+    the face keeps its own exactly."""
+    import torch
+
+    from faceeditor.edit import maps
+    from faceeditor.edit.flow import Sources
+    from faceeditor.edit.grid import Window
+
+    n = 12
+    pix = torch.arange(n * n)
+    inner_px = torch.zeros(n, n, dtype=torch.bool)
+    inner_px[4:8, 4:8] = True
+    face = inner_px.reshape(-1).long()  # triangle 1 = teeth, 0 = skin
+    flow = torch.where(inner_px.reshape(-1, 1), torch.tensor([5.0, -3.0]), torch.tensor([1.0, 2.0]))
+    z3 = torch.zeros(n * n, 3)
+    src = Sources(pix, face, torch.zeros(n * n, 2), flow, torch.ones(n * n), z3, z3, z3)
+    grid = flow.view(n, n, 2).numpy().copy()
+    out = maps.follow_face(grid, src, torch.tensor([False, True]), Window(0, 0, n, n, n, n))
+    np.testing.assert_allclose(out[inner_px.numpy()], np.tile([1.0, 2.0], (16, 1)), atol=1e-5)
+    np.testing.assert_array_equal(out[~inner_px.numpy()], grid[~inner_px.numpy()])

@@ -121,6 +121,7 @@ class MeshCompositor:
         self.face_ids = render_face_ids(model)
         self.tri = model.faces[self.face_ids]
         self.relight_tri = person_light.triangle_classes(model, self.face_ids)  # skin / head+neck / inner
+        self.inner_tri = self.relight_tri == person_light.TRI_INNER  # move with the face in pose-only edits
         self.skin_faces = torch.zeros(model.faces.shape[0], dtype=torch.bool)  # over model.faces: the fill's
         self.skin_faces[self.face_ids] = self.relight_tri == person_light.TRI_SKIN  # colour-matched surfaces
         # the fill draws the face and mouth; the ICT head/neck material (hair and collar in a photo) would be a
@@ -215,17 +216,7 @@ class MeshCompositor:
         src = trace_sources(frags, self.tri, self.v_src, self.n_src, self.n_src, area0, orig, cam)
         src = Sources(src.pix, src.face, src.src_xy, torch.zeros_like(src.flow), torch.ones_like(src.warp_conf),
                       src.n_src, src.n_src, src.bary)
-        return _ScaleView(cam, photo, win, orig, src, head_px, taper, tone=self._skin_tone(photo, win, src))
-
-    def _skin_tone(self, photo: np.ndarray, win: Window, src: Sources) -> skin_tone.SkinTone | None:
-        """The photo's skin colour by brightness (:mod:`.skin_tone`) over the fitted head's skin,
-        away from its outline, on the work grid."""
-        skin = np.zeros(win.grid_h * win.grid_w, np.uint8)
-        skin[src.pix.numpy()] = (self.relight_tri[src.face] == person_light.TRI_SKIN).numpy()
-        skin = cv2.erode(skin.reshape(win.grid_h, win.grid_w), np.ones((5, 5), np.uint8)) > 0
-        r, c = win.slices
-        small = cv2.resize(photo[r, c], (win.grid_w, win.grid_h), interpolation=cv2.INTER_AREA)
-        return skin_tone.measure(small[skin].astype(np.float32) / 255.0)
+        return _ScaleView(cam, photo, win, orig, src, head_px, taper, tone=maps.skin_tone_of(photo, win, src, self.relight_tri))
 
     def person_mask(self) -> np.ndarray:
         """The photo's person alpha (:func:`layers.segment_person`), segmented once."""
@@ -388,8 +379,10 @@ class MeshCompositor:
         moving_px = maps.moves(src)
         flow, moving, face = None, np.zeros((win.grid_h, win.grid_w), bool), None
         if moving_px:
+            fitted = np.asarray(self.state.expression, np.float32)
+            same_expr = np.array_equal(edit.expression_vector(fitted, self.model.expression_names), np.clip(fitted, 0, 1))
             flow, moving, face = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px,
-                                               view.taper, self.scalp_tri)
+                                               view.taper, self.scalp_tri, self.inner_tri if same_expr else None)
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
             own = None if self.shading_ratio is None else self.shading_ratio(src, head, edit, win)

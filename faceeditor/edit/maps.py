@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from faceeditor.edit import blendmap, person_light, relight
+from faceeditor.edit import blendmap, person_light, relight, skin_tone
 from faceeditor.edit.flow import Sources
 from faceeditor.edit.grid import Window
 from faceeditor.edit.params import EditParams
@@ -97,16 +97,19 @@ def moves(src: Sources) -> bool:
 
 
 def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win: Window, head_px: float,
-             taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None
-             ) -> tuple[np.ndarray, np.ndarray, FaceLayer | None]:
+             taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None,
+             inner: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, FaceLayer | None]:
     """The backward flow (H,W,2), where it moves pixels (H,W) and the face layer (:func:`face_layer`,
     None without ``scalp`` or on a grid finer than :data:`FACE_CUT_MIN_CELL_PX`): exact inside the edited head, pull-push
     extension outside, faded by the transformation map T over both silhouettes. ``scalp``: (F',)
-    bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`)."""
+    bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`); ``inner``: (F',)
+    bool triangles that move with the face around them (:func:`follow_face`)."""
     gh, gw = win.grid_h, win.grid_w
     flow = torch.zeros(gh * gw, 2)
     flow[src.pix] = src.flow
     flow = flow.view(gh, gw, 2).numpy()
+    if inner is not None:
+        flow = follow_face(flow, src, inner, win)
     if scalp is not None:
         flow = reroute_unseen(flow, src, scalp, win)
     k = 0.5 * (win.kx + win.ky)
@@ -142,6 +145,27 @@ def face_layer(flow: np.ndarray, final: np.ndarray, face: np.ndarray, T: np.ndar
     # the grid outline is a staircase; a smoothed distance field cuts along the smooth curve through it
     sd = blendmap.feather(sd, FACE_OUTLINE_SMOOTH)
     return FaceLayer(ext.astype(np.float32), back.astype(np.float32), sd)
+
+
+def follow_face(flow: np.ndarray, src: Sources, inner: torch.Tensor, win: Window) -> np.ndarray:
+    """``flow`` (H,W,2) with the pixels of ``inner`` triangles (teeth, mouth and eye sockets,
+    eyeballs) taking the pull-push flow of the face around them. For an edit that keeps the
+    expression: the fitted mesh's teeth and sockets rarely line up with the photo's, and their own
+    flow (a centimetre behind the lips, so a turn's parallax) dragged the lip edges into stepped,
+    outlined ghosts along the teeth (a Helen portrait at yaw 25). The mouth interior moves as part
+    of the face instead; an expression edit keeps the exact flow (its interior is filled)."""
+    gh, gw = win.grid_h, win.grid_w
+    on = torch.zeros(gh * gw, dtype=torch.bool)
+    on[src.pix] = inner[src.face]
+    on = on.view(gh, gw).numpy()
+    if not on.any():
+        return flow
+    face = np.zeros(gh * gw, np.float32)
+    face[src.pix.numpy()] = 1.0
+    face = face.reshape(gh, gw) * ~on
+    if face.sum() < 1.0:
+        return flow
+    return np.where(on[..., None], blendmap.push_pull(flow, face), flow).astype(np.float32)
 
 
 def reroute_unseen(flow: np.ndarray, src: Sources, scalp: torch.Tensor, win: Window) -> np.ndarray:
@@ -208,3 +232,15 @@ def fill_need(src: Sources, covered: np.ndarray, win: Window, fillable: torch.Te
     core = cv2.morphologyEx((need > 0.5).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     need *= cv2.dilate(core, np.ones((5, 5), np.uint8)).astype(np.float32)
     return blendmap.feather(need, FILL_FEATHER_PX) * covered
+
+
+def skin_tone_of(photo: np.ndarray, win: Window, src: Sources, classes: torch.Tensor) -> skin_tone.SkinTone | None:
+    """The photo's skin colour by brightness (:mod:`.skin_tone`) over the fitted head's skin
+    (``src`` the fitted head's own pixels, ``classes`` :func:`~.person_light.triangle_classes`),
+    away from its outline, on the work grid."""
+    skin = np.zeros(win.grid_h * win.grid_w, np.uint8)
+    skin[src.pix.numpy()] = (classes[src.face] == person_light.TRI_SKIN).numpy()
+    skin = cv2.erode(skin.reshape(win.grid_h, win.grid_w), np.ones((5, 5), np.uint8)) > 0
+    r, c = win.slices
+    small = cv2.resize(photo[r, c], (win.grid_w, win.grid_h), interpolation=cv2.INTER_AREA)
+    return skin_tone.measure(small[skin].astype(np.float32) / 255.0)
