@@ -41,6 +41,7 @@ def test_measure_takes_the_cheek_without_edges_and_only_for_upsampled_fills() ->
     tile = grain.measure(photo, cheeks, head_px=1000.0, upsample=3.0)
     assert tile is not None and 0.01 < tile.std() < 0.08  # the smooth cheek's grain, not the lock's edges
     assert grain.measure(photo, np.array([[-50.0, 0.0]]), head_px=1000.0, upsample=3.0) is None  # off the photo
+    assert grain.measure(photo, cheeks, head_px=250.0, upsample=3.0) is None  # a small face: no grain
 
 
 def test_apply_multiplies_with_the_weight() -> None:

@@ -25,6 +25,8 @@ PATCH_HEAD_FRACTION = 0.1  # the patch's side, a fraction of the head size
 PATCH_PX = (16, 192)  # ... within these bounds (output pixels)
 SIGMA_HEAD_FRACTION = 0.015  # the high-pass keeps detail finer than this (Gaussian sigma, of the head size)
 MIN_UPSAMPLE = 1.25  # fill layers upsampled less than this keep their own detail
+MIN_PATCH_PX = 40  # smaller heads (patch sides) get no grain: a 16 px patch of a 250 px photo is JPEG
+#                    blocks and a wrinkle, and its spot noise painted stripes over a far cheek (LFW)
 TILE_PATCHES = 4  # the periodic grain tile is this many patch sides wide ...
 TILE_MAX_PX = 512  # ... at most this many pixels
 DETAIL_LIMIT = 0.35  # |relative detail| above this is clipped (specular glints, a stray hair)
@@ -42,10 +44,11 @@ class Grain:
 def measure(photo: np.ndarray, cheeks: np.ndarray, head_px: float, upsample: float) -> np.ndarray | None:
     """The grain tile (:func:`spot_noise`) of output-size ``photo`` at the better of the ``cheeks``
     ((2,2) output px), for a fill upsampled ``upsample`` times; None when the fill keeps its own
-    detail (``upsample`` < :data:`MIN_UPSAMPLE`) or no patch fits inside the photo."""
-    if upsample < MIN_UPSAMPLE:
-        return None
+    detail (``upsample`` < :data:`MIN_UPSAMPLE`), the head is too small for a patch
+    (:data:`MIN_PATCH_PX`) or no patch fits inside the photo."""
     side = int(np.clip(PATCH_HEAD_FRACTION * head_px, *PATCH_PX))
+    if upsample < MIN_UPSAMPLE or side < MIN_PATCH_PX:
+        return None
     sigma = max(0.5 * upsample, SIGMA_HEAD_FRACTION * head_px)
     H, W = photo.shape[:2]
     best, best_energy = None, np.inf
