@@ -96,3 +96,22 @@ def test_blink_on_the_sample_portrait_closes_only_the_eyes():
     before = J.eye_aspect_ratio(J.nearest_face(det, rgb, state.face_box).landmarks)
     after = J.eye_aspect_ratio(J.nearest_face(det, out, state.face_box).landmarks)
     assert after < 0.75 * before
+
+
+def test_sclera_below_the_lower_lid_line_is_closed_too() -> None:
+    """Looking up, mediapipe's lower lid line hugs the iris: the white of the eye below it joins the
+    hole (touching it, grey and bright), the skin and a white patch not touching it do not."""
+    import cv2
+
+    from faceeditor.edit import eyes
+
+    crop = np.zeros((60, 100, 3), np.uint8)
+    crop[:] = (200, 140, 110)  # skin
+    crop[30:38, 30:70] = (230, 228, 225)  # sclera under the lower line (y = 30)
+    crop[50:55, 5:15] = (235, 235, 235)  # a white patch far from the eye (a collar, a glint)
+    lower = np.array([[25.0, 30.0], [50.0, 30.0], [75.0, 30.0]])
+    hole = np.zeros((60, 100), np.uint8)
+    cv2.rectangle(hole, (25, 18), (75, 30), 1, -1)
+    extra = eyes._sclera_below(crop, hole, lower, width=50.0)
+    assert extra[31:37, 32:68].all()  # the sclera band
+    assert not extra[45:, :].any()  # neither the skin below nor the far white patch

@@ -31,6 +31,8 @@ LEFT_EYE = {"corners": (263, 362), "upper": (466, 388, 387, 386, 385, 384, 398),
 EYES = {"eyeBlink_R": RIGHT_EYE, "eyeBlink_L": LEFT_EYE}  # ARKit _L/_R: the subject's left/right
 LID_CLOSED_AT = 0.85  # of the opening: where the closed lid's lash line sits (from the upper lid)
 LASH_WIDTH = 0.08  # of the eye's width
+SCLERA_BAND = 0.25  # of the eye's width: how far below the lower lid line visible sclera is closed too
+SCLERA_CHROMA = 0.35  # sclera: (max - min channel) below this fraction of the luma
 
 
 @dataclass
@@ -76,6 +78,7 @@ def close_eye(image: np.ndarray, eye: EyeOutline, amount: float) -> np.ndarray:
     opening = np.zeros(crop.shape[:2], np.uint8)
     cv2.fillPoly(opening, [np.round(np.vstack([up, lo[::-1]])).astype(np.int32)], 1)
     hole = cv2.dilate(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    hole = hole | _sclera_below(crop, hole, lo, eye.width)
     lid = cv2.inpaint(np.ascontiguousarray(crop), hole * 255, max(2, grow * 2), cv2.INPAINT_TELEA)
 
     # the lid comes down column by column between the lid lines
@@ -104,6 +107,33 @@ def close_eye(image: np.ndarray, eye: EyeOutline, amount: float) -> np.ndarray:
         blended = blended * (1.0 - line) + lash * line
     out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _sclera_below(crop: np.ndarray, hole: np.ndarray, lower: np.ndarray, width: float) -> np.ndarray:
+    """(H,W) uint8: white of the eye that shows below mediapipe's lower lid line and touches ``hole``.
+    Looking up, the contour hugs the iris and the sclera below it stays open under the closed lid
+    (a Helen portrait: a white band under the lash line, which the inpainting of the lid then spread
+    upward). Sclera: brighter than the median of the ring around the eye and nearly grey (max - min
+    channel below :data:`SCLERA_CHROMA` of its luma; skin is about 0.5), within :data:`SCLERA_BAND` of
+    the eye's width under the lower line."""
+    h, w = crop.shape[:2]
+    ring = cv2.dilate(hole, np.ones((5, 5), np.uint8), iterations=max(1, round(0.05 * width))) & (1 - hole)
+    if ring.sum() < 20:
+        return np.zeros_like(hole)
+    f = crop.astype(np.float32)
+    luma = f @ np.array([0.299, 0.587, 0.114], np.float32)
+    sat = f.max(2) - f.min(2)
+    m = float(np.median(luma[ring > 0]))
+    xs = np.arange(w, dtype=np.float64)
+    yl = _lid_at(lower, xs)
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    band = (ys >= yl[None, :] - 1) & (ys <= yl[None, :] + SCLERA_BAND * width)
+    band &= ((xs >= lower[:, 0].min()) & (xs <= lower[:, 0].max()))[None, :]
+    white = (band & (luma > m) & (sat < SCLERA_CHROMA * luma)).astype(np.uint8)
+    _, labels = cv2.connectedComponents(white | hole)
+    touching = np.unique(labels[hole > 0])
+    keep = np.isin(labels, touching[touching > 0]) & (white > 0)
+    return cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8))
 
 
 def _lash_colour(crop: np.ndarray, upper: np.ndarray) -> np.ndarray:
