@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from faceeditor.core.state import FaceState
+from faceeditor.edit import grain
 from faceeditor.edit.grid import Window
 from faceeditor.edit.params import EditParams
 
@@ -32,6 +33,7 @@ EYES = {"eyeBlink_R": RIGHT_EYE, "eyeBlink_L": LEFT_EYE}  # ARKit _L/_R: the sub
 LID_CLOSED_AT = 0.85  # of the opening: where the closed lid's lash line sits (from the upper lid)
 LASH_WIDTH = 0.08  # of the eye's width
 SCLERA_BAND = 0.25  # of the eye's width: how far below the lower lid line visible sclera is closed too
+GRAIN_HEAD_PER_EYE = 3.5  # a head is about this many eye widths (the grain patch and its scale)
 SCLERA_CHROMA = 0.35  # sclera: (max - min channel) below this fraction of the luma
 
 
@@ -80,6 +82,7 @@ def close_eye(image: np.ndarray, eye: EyeOutline, amount: float) -> np.ndarray:
     hole = cv2.dilate(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     hole = hole | _sclera_below(crop, hole, lo, eye.width)
     lid = cv2.inpaint(np.ascontiguousarray(crop), hole * 255, max(2, grow * 2), cv2.INPAINT_TELEA)
+    lid = _with_grain(lid, image, eye, hole)
 
     # the lid comes down column by column between the lid lines
     xs = np.arange(crop.shape[1], dtype=np.float64)
@@ -107,6 +110,19 @@ def close_eye(image: np.ndarray, eye: EyeOutline, amount: float) -> np.ndarray:
         blended = blended * (1.0 - line) + lash * line
     out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def _with_grain(lid: np.ndarray, image: np.ndarray, eye: EyeOutline, hole: np.ndarray) -> np.ndarray:
+    """The inpainted ``lid`` crop with the photo's own skin grain over the ``hole`` (:mod:`.grain`):
+    on a large portrait Telea's fill is a smooth painted patch between grainy skin. The grain comes
+    from the skin under the eye (a patch centred one eye width below its centre)."""
+    centre = 0.5 * (eye.upper[0] + eye.upper[-1]) + np.array([0.0, eye.width])
+    tile = grain.measure(image, centre[None], head_px=GRAIN_HEAD_PER_EYE * eye.width, upsample=grain.MIN_UPSAMPLE)
+    if tile is None:
+        return lid
+    detail = grain.tiled(tile, 0, 0, lid.shape[1], lid.shape[0])
+    weight = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), 1.0)
+    return grain.apply(lid, detail, weight)
 
 
 def _sclera_below(crop: np.ndarray, hole: np.ndarray, lower: np.ndarray, width: float) -> np.ndarray:
