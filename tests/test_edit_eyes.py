@@ -115,3 +115,19 @@ def test_sclera_below_the_lower_lid_line_is_closed_too() -> None:
     extra = eyes._sclera_below(crop, hole, lower, width=50.0)
     assert extra[31:37, 32:68].all()  # the sclera band
     assert not extra[45:, :].any()  # neither the skin below nor the far white patch
+
+
+def test_an_eye_the_photo_shows_shut_is_left_as_it_is() -> None:
+    """Lid lines 2 % of the eye's width apart: the eye is already closed; blinking it draws nothing
+    (it used to add a second, darker lash line over the closed lids)."""
+    from faceeditor.edit import eyes
+
+    xs = np.linspace(20.0, 70.0, 9)
+    upper = np.stack([xs, 40.0 - 0.5 * np.sin(np.linspace(0, np.pi, 9))], 1)
+    lower = np.stack([xs, 40.0 + 0.5 * np.sin(np.linspace(0, np.pi, 9))], 1)
+    eye = eyes.EyeOutline(upper, lower)
+    assert eye.opening < eyes.ALREADY_CLOSED
+    image = np.random.default_rng(0).integers(0, 255, (80, 100, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(eyes.close_eye(image, eye, 1.0), image)
+    wide = eyes.EyeOutline(upper - [0, 8], lower + [0, 8])
+    assert not np.array_equal(eyes.close_eye(image, wide, 1.0), image)

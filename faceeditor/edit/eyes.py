@@ -32,6 +32,7 @@ LEFT_EYE = {"corners": (263, 362), "upper": (466, 388, 387, 386, 385, 384, 398),
 EYES = {"eyeBlink_R": RIGHT_EYE, "eyeBlink_L": LEFT_EYE}  # ARKit _L/_R: the subject's left/right
 LID_CLOSED_AT = 0.85  # of the opening: where the closed lid's lash line sits (from the upper lid)
 LASH_WIDTH = 0.08  # of the eye's width
+ALREADY_CLOSED = 0.08  # lid lines closer than this (eye widths, mean) are an eye the photo shows shut
 SCLERA_BAND = 0.25  # of the eye's width: how far below the lower lid line visible sclera is closed too
 GRAIN_HEAD_PER_EYE = 3.5  # a head is about this many eye widths (the grain patch and its scale)
 SCLERA_CHROMA = 0.35  # sclera: (max - min channel) below this fraction of the luma
@@ -55,6 +56,12 @@ class EyeOutline:
     def width(self) -> float:
         return float(np.linalg.norm(self.upper[0] - self.upper[-1]))
 
+    @property
+    def opening(self) -> float:
+        """Mean distance between the lid lines (inner points), in eye widths."""
+        gap = np.linalg.norm(self.upper[1:-1] - self.lower[1:-1], axis=1)
+        return float(gap.mean() / max(self.width, 1e-6))
+
 
 def _lid_at(line: np.ndarray, x: np.ndarray) -> np.ndarray:
     order = np.argsort(line[:, 0])
@@ -65,8 +72,8 @@ def close_eye(image: np.ndarray, eye: EyeOutline, amount: float) -> np.ndarray:
     """``image`` with one eye closed by ``amount`` in [0, 1] (a new array)."""
     amount = float(np.clip(amount, 0.0, 1.0))
     out = image.copy()
-    if amount <= 0.02 or eye.width < 4:
-        return out
+    if amount <= 0.02 or eye.width < 4 or eye.opening < ALREADY_CLOSED:
+        return out  # nothing to close (an eye the photo shows shut gets no second lash line)
     pad = int(round(0.6 * eye.width))
     x0, y0 = np.floor(np.minimum(eye.upper.min(0), eye.lower.min(0))).astype(int) - pad
     x1, y1 = np.ceil(np.maximum(eye.upper.max(0), eye.lower.max(0))).astype(int) + pad
