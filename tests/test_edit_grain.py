@@ -51,3 +51,27 @@ def test_apply_multiplies_with_the_weight() -> None:
     weight[:2] = 1.0
     out = grain.apply(fill, detail, weight)
     assert (out[:2] == 120).all() and (out[2:] == 100).all()
+
+
+def test_the_fill_takes_one_grain_tile_per_photo_size_and_upsampling() -> None:
+    """skin_grain measures the tile once per (output size, upsampling) and reuses it from the
+    caller's cache across renders; a small face gets none."""
+    from types import SimpleNamespace
+
+    from faceeditor.edit.fill_layer import skin_grain
+    from faceeditor.edit.grid import Window
+
+    photo = _skin(600, 0.04, 3)
+    marks = np.zeros((478, 3))
+    marks[list(grain.CHEEKS), :2] = [[200.0, 300.0], [400.0, 300.0]]
+    state = SimpleNamespace(detector_landmarks=marks, image_size=(600, 600), face_box=(0.0, 0.0, 500.0, 500.0),
+                            texture=None)
+    camera = SimpleNamespace(width=600)
+    lw = Window(0, 0, 300, 300, 100, 100)  # upsampled 3x
+    on_skin = np.ones((100, 100), bool)
+    cache: dict = {}
+    first = skin_grain(photo, camera, state, lw, on_skin, cache)
+    second = skin_grain(photo, camera, state, lw, on_skin, cache)
+    assert first is not None and len(cache) == 1 and second.patch is first.patch
+    small = SimpleNamespace(**{**vars(state), "face_box": (0.0, 0.0, 100.0, 100.0)})
+    assert skin_grain(photo, camera, small, lw, on_skin, cache) is None

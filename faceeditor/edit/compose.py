@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -92,6 +92,7 @@ class _ScaleView:
     taper: tuple[bool, bool, bool, bool]  # window sides that end inside the photo
     person: person_light.PersonShading | None = None  # the whole-person relight maps, made on first use
     tone: skin_tone.SkinTone | None = None  # the skin's colour by brightness (None: too little skin seen)
+    grains: dict = field(default_factory=dict)  # the fill's grain tiles by upsampling (:func:`fill_layer.skin_grain`)
 
 
 class MeshCompositor:
@@ -439,4 +440,4 @@ class MeshCompositor:
     def _fill_layer(self, view: _ScaleView, grid: GridMaps) -> tuple[Window, np.ndarray, grain.Grain | None]:
         """The fill provider's layer matched to the photo (:func:`fill_layer.draw`)."""
         return fill_layer.draw(self._fill_provider(view), view.photo, view.camera, self.state, grid, self.face_ids,
-                               self.tri, self.skin_faces)
+                               self.tri, self.skin_faces, view.grains)

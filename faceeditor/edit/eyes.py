@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from faceeditor.core.state import FaceState
-from faceeditor.edit import grain
+from faceeditor.edit import grain, skin_tone
 from faceeditor.edit.grid import Window
 from faceeditor.edit.params import EditParams
 
@@ -144,7 +144,7 @@ def _sclera_below(crop: np.ndarray, hole: np.ndarray, lower: np.ndarray, width: 
     if ring.sum() < 20:
         return np.zeros_like(hole)
     f = crop.astype(np.float32)
-    luma = f @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = f @ skin_tone.LUMA
     sat = f.max(2) - f.min(2)
     m = float(np.median(luma[ring > 0]))
     xs = np.arange(w, dtype=np.float64)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from faceeditor.edit.skin_tone import LUMA
+
 CHEEKS = (205, 425)  # mediapipe FaceMesh cheek centres (either side)
 PATCH_HEAD_FRACTION = 0.1  # the patch's side, a fraction of the head size
 PATCH_PX = (16, 192)  # ... within these bounds (output pixels)
@@ -30,7 +32,6 @@ MIN_PATCH_PX = 40  # smaller heads (patch sides) get no grain: a 16 px patch of 
 TILE_PATCHES = 4  # the periodic grain tile is this many patch sides wide ...
 TILE_MAX_PX = 512  # ... at most this many pixels
 DETAIL_LIMIT = 0.35  # |relative detail| above this is clipped (specular glints, a stray hair)
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass
