@@ -61,3 +61,21 @@ def test_recolour_gives_a_grey_fill_the_skin_colour_of_its_brightness() -> None:
     out = skin_tone.recolour(grey, tone)
     assert np.allclose(out @ LUMA, 0.3, atol=0.01)
     assert np.abs(out - _skin(np.full((2, 2), 0.3, np.float32))).max() < 0.03
+
+
+def test_a_skin_whose_colour_saturates_toward_the_highlights_is_not_extrapolated_to_cyan() -> None:
+    """Barbara Esbin (LFW): red/luma 2.4 in the shadows, 1.2 at mid grey, ~1.03 in the highlights.
+    A straight line through that curve gave a fill brighter than the skin red/luma 0.72 (cyan)."""
+    rng = np.random.default_rng(3)
+    y = rng.uniform(0.05, 0.85, 4000).astype(np.float32)
+    red = 1.0 + 0.06 / y  # saturating: steep in the shadows, flat in the highlights
+    c = np.stack([red, np.ones_like(y), 2.0 - red], -1)
+    c = c / (c @ LUMA)[:, None]
+    tone = skin_tone.measure(y[:, None] * c)
+    assert tone is not None
+    top = c[np.argmax(y)]
+    for level in (200, 230, 255):  # brighter than the samples: the brightest skin's colour, held
+        assert np.abs(tone.lut[level] - top).max() < 0.03
+    mid = 0.3
+    want = np.array([1.0 + 0.06 / mid, 1.0, 1.0 - 0.06 / mid]) / (np.array([1.0 + 0.06 / mid, 1.0, 1.0 - 0.06 / mid]) @ LUMA)
+    assert np.abs(tone.lut[int(mid * 256)] - want).max() < 0.05  # a robust line through a curve: close

@@ -7,7 +7,8 @@ brightness (``albedo x shading``, :mod:`faceeditor.edit.relight`) keeps each pix
 a darkened lit cheek turns muddy grey-brown, a brightened shadow glows orange, and a texture
 mirrored from the lit side into a shadow looks grey. :class:`SkinTone` holds the photo's own answer:
 the chromaticity ``rgb / Y`` (``Y`` Rec. 709 luma) of its skin pixels as a straight-line trend over
-their brightness (robust to the lips and brows among them);
+their brightness (robust to the lips and brows among them), kept within the chromaticities the
+skin shows;
 :func:`recolour` gives a pixel the skin colour of its brightness, :func:`retone_u8` moves the
 chromaticity of a pixel whose brightness an edit changed along that curve (only skin-like pixels:
 hair, clothes and eyes keep theirs).
@@ -63,6 +64,13 @@ def measure(pixels: np.ndarray, bins: int = BINS) -> SkinTone | None:
     for c in range(3):
         slope = float(np.median((c_bin[j, c] - c_bin[i, c])[ok] / dy[ok])) if ok.any() else 0.0
         lut[:, c] = np.median(c_bin[:, c] - slope * y_bin) + slope * levels
+    # skin chroma saturates toward the highlights (Barbara Esbin: red/luma 2.4 at luma 0.08, 1.2 at
+    # 0.45, 1.03 at 0.83): the line overshoots there (red/luma 0.72, cyan), so it stays within
+    # the range the bins (median of three neighbours, against a bin of lips or brows) span
+    smooth = c_bin.copy()
+    if len(c_bin) >= 3:
+        smooth[1:-1] = np.median(np.stack([c_bin[:-2], c_bin[1:-1], c_bin[2:]]), axis=0)
+    lut = np.clip(lut, smooth.min(0), smooth.max(0))
     lut = np.maximum(lut, MIN_CHROMA)  # a steep fit never reaches a zero channel (the ratio divides by it)
     lut /= (lut @ LUMA)[:, None]
     return SkinTone(lut, float(np.clip(SIGMA_SPREADS * spread, *SIGMA_RANGE)))
