@@ -80,3 +80,22 @@ def test_head_coverage_is_the_interpolated_head_weight_ramped() -> None:
     win = Window(0, 0, 4, 1, 4, 1)
     cov = jaw_clothes.coverage((pix, faces, bary), heads, win)
     np.testing.assert_allclose(cov[0], [1.0, 0.0, 1.0, 0.5], atol=1e-6)
+
+
+def test_beside_the_jaw_a_collar_colour_stays_and_a_hair_colour_moves() -> None:
+    """clothes_probability: a pixel with the colour of the clothes samples reads ~1, with the hair
+    samples' ~0, an unseen colour 0.5."""
+    from faceeditor.edit.jaw_clothes import clothes_probability
+
+    small = np.zeros((10, 30, 3), np.uint8)
+    small[:, :10] = (240, 240, 235)  # white collar
+    small[:, 10:20] = (70, 45, 30)  # brown hair
+    small[:, 20:] = (20, 200, 20)  # a colour neither shows
+    clothes = np.zeros((10, 30), bool)
+    clothes[5:, :10] = True
+    hair = np.zeros((10, 30), bool)
+    hair[5:, 10:20] = True
+    p = clothes_probability(small, hair, clothes)
+    assert p is not None
+    assert p[0, 0] > 0.95 and p[0, 15] < 0.05 and abs(p[0, 25] - 0.5) < 1e-6
+    assert clothes_probability(small, hair & False, clothes) is None  # too few hair samples

@@ -112,3 +112,33 @@ def test_the_mouth_interior_moves_with_the_face_around_it() -> None:
     out = maps.follow_face(grid, src, torch.tensor([False, True]), Window(0, 0, n, n, n, n))
     np.testing.assert_allclose(out[inner_px.numpy()], np.tile([1.0, 2.0], (16, 1)), atol=1e-5)
     np.testing.assert_array_equal(out[~inner_px.numpy()], grid[~inner_px.numpy()])
+
+
+def test_where_the_face_left_the_photo_behind_it_shows_not_a_copy_of_it() -> None:
+    """BehindFace: a pixel off the edited face whose flow reaches into the fitted face (the
+    continuation of a turned face's motion past its outline) samples the photo with that face
+    inpainted away (the hair around it), never the face; a pixel on the edited face samples the
+    face as before."""
+    from faceeditor.edit import layers, tiles
+    from faceeditor.edit.grid import Window
+
+    h, w = 40, 80
+    photo = np.zeros((h, w, 3), np.uint8)
+    photo[:] = (90, 60, 30)  # brown hair everywhere ...
+    photo[10:30, 40:60] = (230, 180, 150)  # ... around a face
+    win = Window(0, 0, w, h, w, h)  # grid = output pixels
+    face = np.zeros((h, w), bool)
+    face[10:30, 40:60] = True
+    behind = layers.behind_face(photo, face, win)
+    assert behind is not None
+    assert np.abs(behind.image[20, 50].astype(int) - (90, 60, 30)).max() < 12  # inpainted: hair
+    assert behind.hole[20, 50] == 255 and behind.hole[20, 5] == 0
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = 20.0  # every pixel samples 20 px to its right: x in [20, 40) sample the old face
+    new_face = np.zeros((h, w), np.float32)
+    new_face[10:30, 28:40] = 1.0  # the face's new place covers only part of that strip
+    tile = tiles.moved_tile(photo, win, flow, None, (0, 0, w, h), None, behind, new_face)
+    assert np.abs(tile[20, 24].astype(int) - (90, 60, 30)).max() < 12  # off the face: hair, no ghost
+    np.testing.assert_array_equal(tile[20, 32], photo[20, 52])  # on the face: the face
+    plain = tiles.moved_tile(photo, win, flow, None, (0, 0, w, h))
+    np.testing.assert_array_equal(plain[20, 24], photo[20, 44])  # (without it: the copy)

@@ -93,6 +93,8 @@ class _ScaleView:
     person: person_light.PersonShading | None = None  # the whole-person relight maps, made on first use
     tone: skin_tone.SkinTone | None = None  # the skin's colour by brightness (None: too little skin seen)
     grains: dict = field(default_factory=dict)  # the fill's grain tiles by upsampling (:func:`fill_layer.skin_grain`)
+    portrait: PortraitLayers | None = None  # the layered portrait (:meth:`MeshCompositor._portrait_layers`)
+    behind: tuple[layers.BehindFace | None] | None = None  # (:meth:`MeshCompositor._behind_face`), made on first use
 
 
 class MeshCompositor:
@@ -150,7 +152,6 @@ class MeshCompositor:
         self.layered = bool(layered)
         self.jaw_clothes: JawClothes | None = JawClothes(model)  # a still collar under the jaw (None: off)
         self._person = person_mask
-        self._layers: dict[tuple[int, int], PortraitLayers] = {}
         self._tex_conf: tuple[torch.Tensor, ...] | None = None  # texture confidence, UVs, photo-textured triangles
         # retoned: the face above the jaw (under the chin, collars and lace look like a pale skin's highlights)
         self.retone_faces = self.skin_faces & (model.neutral[:, 1] > RETONE_MIN_Y)[model.faces].all(1)
@@ -235,15 +236,19 @@ class MeshCompositor:
             return view.person
 
     def _portrait_layers(self, view: _ScaleView) -> PortraitLayers:
-        size = (view.camera.width, view.camera.height)
+        """The layered portrait (:func:`layers.make_layers`), made once per size."""
         with self._lock:
-            got = self._layers.get(size)
-            if got is None:
-                got = layers.make_layers(view.photo, self.person_mask(), view.orig.covered.numpy(), view.window)
-                if len(self._layers) >= 2:
-                    self._layers.pop(next(iter(self._layers)))
-                self._layers[size] = got
-            return got
+            if view.portrait is None:
+                view.portrait = layers.make_layers(view.photo, self.person_mask(), view.orig.covered.numpy(), view.window)
+            return view.portrait
+
+    def _behind_face(self, view: _ScaleView) -> layers.BehindFace | None:
+        """The photo with the fitted face inpainted away (:func:`layers.behind_face`), once per size."""
+        with self._lock:
+            if view.behind is None:
+                face = maps.face_pixels(view.orig_sources, self.scalp_tri, view.window)
+                view.behind = (layers.behind_face(view.photo, face, view.window),)
+            return view.behind[0]
 
     def _fill_provider(self, view: _ScaleView) -> FillProvider:
         with self._lock:
@@ -378,19 +383,19 @@ class MeshCompositor:
         sh_new = target_sh(self.state, edit, self.photo_light)
         covered = maps.coverage(src, win)
         moving_px = maps.moves(src)
-        flow, moving, face = None, np.zeros((win.grid_h, win.grid_w), bool), None
+        flow, moving, face, face_px = None, np.zeros((win.grid_h, win.grid_w), bool), None, None
         if moving_px:
             fitted = np.asarray(self.state.expression, np.float32)
             same_expr = np.array_equal(edit.expression_vector(fitted, self.model.expression_names), np.clip(fitted, 0, 1))
-            flow, moving, face = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px,
-                                               view.taper, self.scalp_tri, self.inner_tri if same_expr else None)
+            flow, moving, face, face_px = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px,
+                                                        view.taper, self.scalp_tri, self.inner_tri if same_expr else None)
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
             own = None if self.shading_ratio is None else self.shading_ratio(src, head, edit, win)
             gain, lit = maps.relight_gain(src, self._person_shading(view), self.relight_tri, self.state.sh, sh_new,
                                           win, flow, own)
         need = maps.fill_need(src, covered, win, self.fillable_tri)
-        return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3, face)
+        return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3, face, face_px)
 
     def _compose(self, view: _ScaleView, grid: GridMaps, check: Callable[[], None]) -> np.ndarray:
         """Full resolution, tile by tile over the work window; untouched tiles stay the photo's."""
@@ -407,6 +412,7 @@ class MeshCompositor:
         if lit.any() and view.tone is not None and self.retone:
             face_skin = blendmap.feather(fill_layer.skin_map(grid, self.retone_faces).astype(np.float32), RETONE_FEATHER_PX)
         portrait = self._portrait_layers(view) if self.layered and moving.any() else None
+        behind = self._behind_face(view) if moving.any() else None
         clothes = None if self.jaw_clothes is None or not moving.any() else self.jaw_clothes.prepare(
             view.photo, win, view.camera, view.head_px, self._fragments(view.orig_sources),
             (self.v_src, grid.head.verts), grid.head.fragments, moving)
@@ -417,7 +423,8 @@ class MeshCompositor:
                 continue
             check()
             if has["m"]:
-                tile = tiles.moved_tile(view.photo, win, flow, portrait, (ox0, oy0, w, h), grid.face)
+                tile = tiles.moved_tile(view.photo, win, flow, portrait, (ox0, oy0, w, h), grid.face, behind,
+                                        grid.face_px)
                 tile = tile if clothes is None else clothes.blend(tile, ox0, oy0, w, h)
             else:
                 tile = np.array(view.photo[oy0:oy0 + h, ox0:ox0 + w])  # a copy: never write into the photo

@@ -36,6 +36,10 @@ RAMP_HEAD_FRACTION = 0.05  # the jaw line's ramp, a fraction of the head size
 HEAD_RAMP = (0.85, 0.99)  # a pixel's head-rotation weight: at most the first it is neck (clothes), from the second head
 HOLE_BAND_FRACTION = 0.12  # the chin inpainted in the clothes layer: this far (of the head) inside its outline
 EDGE_SIGMA_PX = 0.6  # the head's edge over the clothes is feathered by this (output pixels): no staircase
+SIDE_POINTS = (3, 13, 8)  # iBUG-68, 0-based: higher on the jaw; between this line and the jaw line, colour decides
+COLOUR_BINS = 16  # per RGB channel, for the hair and clothes colour histograms
+CLOTHES_GAP_FRACTION = 0.08  # clothes samples: this far (of the head) below the jaw line and off the head
+CLOTHES_ODDS = (0.6, 0.85)  # a side pixel is clothes by a ramp over this probability of clothes
 
 
 def head_weights(model: FaceModel) -> torch.Tensor:
@@ -57,9 +61,10 @@ def coverage(fragments: tuple[torch.Tensor, ...], heads: torch.Tensor, win: Wind
     return out.view(win.grid_h, win.grid_w).numpy()
 
 
-def jaw_points(model: FaceModel, verts: torch.Tensor, win: Window, camera: Camera) -> np.ndarray:
-    """(3,2) grid positions of ``verts``' (1,V,3) two jaw points and chin."""
-    pts = verts[:, model.landmarks68[list(JAW_POINTS)]]
+def jaw_points(model: FaceModel, verts: torch.Tensor, win: Window, camera: Camera,
+               points: tuple[int, int, int] = JAW_POINTS) -> np.ndarray:
+    """(3,2) grid positions of ``verts``' (1,V,3) two jaw points and chin (``points``, iBUG 0-based)."""
+    pts = verts[:, model.landmarks68[list(points)]]
     return win.screen(pts, camera)[0, :, :2].detach().cpu().numpy().astype(np.float64)
 
 
@@ -92,17 +97,63 @@ def blend(tile: np.ndarray, clothes: np.ndarray, weight: np.ndarray) -> np.ndarr
 
 def clothes_weight(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tensor, ...],
                    verts: tuple[torch.Tensor, torch.Tensor], win: Window, camera: Camera, head_px: float,
-                   moving: np.ndarray, chin: np.ndarray) -> np.ndarray:
+                   moving: np.ndarray, chin: np.ndarray, clothes_odds: np.ndarray | None = None) -> np.ndarray:
     """(H,W) float32 grid: how much each pixel shows the clothes layer: below the jaw lines of the
-    fitted and the edited head (``verts``), off the edited head's own (not neck) pixels (``fragments``),
-    where the warp moves anything (``moving``, grown by a pixel; elsewhere the photo is there already)
-    or the layer inpainted the fitted chin (``chin``: a still pixel there would show the old chin,
-    and the edge of the moving region, a ragged line, would cut the inpainted band)."""
+    fitted and the edited head (``verts``), and beside the jaw, below a line higher on it
+    (:data:`SIDE_POINTS`), where the photo's colour there is the clothes' rather than the hair's
+    (``clothes_odds``, :func:`clothes_probability`: a collar rising beside the jaw stays, hair
+    falling beside it moves with the head); off the edited head's own (not neck) pixels
+    (``fragments``), where the warp moves anything (``moving``, grown by a pixel; elsewhere the photo
+    is there already) or the layer inpainted the fitted chin (``chin``: a still pixel there would
+    show the old chin, and the edge of the moving region, a ragged line, would cut the inpainted band)."""
     k = 0.5 * (win.kx + win.ky)
-    lines = [jaw_points(model, v, win, camera) for v in verts]
+    shape = (win.grid_h, win.grid_w)
+    below = below_jaw([jaw_points(model, v, win, camera) for v in verts], shape, head_px * k)
+    if clothes_odds is not None:
+        side = below_jaw([jaw_points(model, v, win, camera, SIDE_POINTS) for v in verts], shape, head_px * k)
+        lo, hi = CLOTHES_ODDS
+        below = np.maximum(below, side * np.clip((clothes_odds - lo) / (hi - lo), 0.0, 1.0))
     off_head = blendmap.feather(1.0 - coverage(fragments, heads, win), EDGE_SIGMA_PX * k)
     near = cv2.dilate((moving | chin).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return below_jaw(lines, (win.grid_h, win.grid_w), head_px * k) * off_head * near
+    return below * off_head * near
+
+
+def clothes_probability(small: np.ndarray, hair: np.ndarray, clothes: np.ndarray) -> np.ndarray | None:
+    """(H,W) float32: how much more each pixel of ``small`` (the photo on the work grid, uint8) has
+    the colour of the ``clothes`` samples than of the ``hair`` samples (masks), from smoothed RGB
+    histograms (:data:`COLOUR_BINS` per channel), ``p_clothes / (p_clothes + p_hair)``; None when
+    either has fewer than 20 samples."""
+    if hair.sum() < 20 or clothes.sum() < 20:
+        return None
+    q = (small.astype(np.int32) * COLOUR_BINS) // 256
+    code = (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
+    n = COLOUR_BINS ** 3
+    p_hair = np.bincount(code[hair], minlength=n).astype(np.float32) + 0.5
+    p_clothes = np.bincount(code[clothes], minlength=n).astype(np.float32) + 0.5
+    p_hair /= p_hair.sum()
+    p_clothes /= p_clothes.sum()
+    return (p_clothes / (p_clothes + p_hair))[code].astype(np.float32)
+
+
+def side_odds(model: FaceModel, photo: np.ndarray, fitted: tuple[torch.Tensor, ...], verts: torch.Tensor,
+              win: Window, camera: Camera, head_px: float) -> np.ndarray | None:
+    """(H,W) grid: :func:`clothes_probability` with hair sampled where the fitted head is scalp
+    (what covers it in the photo: hair, a hat, a bald crown) and clothes below its jaw line, off
+    the fitted head and neck, by more than :data:`CLOTHES_GAP_FRACTION` of the head."""
+    k = 0.5 * (win.kx + win.ky)
+    shape = (win.grid_h, win.grid_w)
+    pix, faces = fitted[0], fitted[1]
+    scalp = torch.zeros(shape[0] * shape[1], dtype=torch.bool)
+    scalp[pix] = model.face_region[faces] == model.region_names.index("M_BackHead")
+    on_mesh = np.zeros(shape[0] * shape[1], bool)
+    on_mesh[pix.numpy()] = True
+    gap = CLOTHES_GAP_FRACTION * head_px * k
+    line = jaw_points(model, verts, win, camera)
+    shifted = line + np.array([0.0, gap])  # the jaw line moved down by the gap (image rows)
+    clothes = (below_jaw([shifted], shape, head_px * k) > 0.99) & ~on_mesh.reshape(shape)
+    rows, cols = win.slices
+    small = cv2.resize(photo[rows, cols], (win.grid_w, win.grid_h), interpolation=cv2.INTER_AREA)
+    return clothes_probability(small, scalp.view(shape).numpy(), clothes)
 
 
 def chin_hole(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tensor, ...], verts: torch.Tensor,
@@ -143,7 +194,7 @@ class JawClothes:
 
     model: FaceModel
     heads: torch.Tensor = field(init=False)
-    _layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # layer, chin
+    _layers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = field(default_factory=dict)  # layer, chin, side odds
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -158,7 +209,8 @@ class JawClothes:
         with self._lock:
             if size not in self._layers:
                 chin = chin_hole(self.model, self.heads, fitted, verts[0], win, camera, head_px)
-                self._layers = {size: (clothes_layer(photo, chin, win), chin)}
-            layer, chin = self._layers[size]
-        weight = clothes_weight(self.model, self.heads, edited, verts, win, camera, head_px, moving, chin)
+                odds = side_odds(self.model, photo, fitted, verts[0], win, camera, head_px)
+                self._layers = {size: (clothes_layer(photo, chin, win), chin, odds)}
+            layer, chin, odds = self._layers[size]
+        weight = clothes_weight(self.model, self.heads, edited, verts, win, camera, head_px, moving, chin, odds)
         return Drawn(layer, weight, win)

@@ -15,6 +15,13 @@ once per output size into
 and a moved pixel ``p`` with backward flow ``f`` is drawn back to front:
 ``out(p) = A(p + f) photo(p + f) + (1 - A(p + f)) B(p)``: the person moves, the background does not,
 and where the head left, ``B`` shows. Pixels the flow does not move stay the photo's, bit-exact.
+
+Past the edited face, the flow that carries hair and the head's outline is a continuation of the
+surface's motion; where the face turned toward the camera its outline slid over the surface, and
+that continuation samples the photo's face inside the old outline: a second eye and cheek beside
+the turned head (Helen 1021890651_1 at yaw 20). Those samples are taken from a third layer, the
+photo with the fitted face inpainted away (hair, background and neck continued into it), so where
+the face left, what was behind it shows, never a copy of it.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ INPAINT_PX = 320  # long side of the reduced window the background is inpainted 
 HOLE_ALPHA = 0.1  # person alpha above which the background is unknown
 HOLE_GROW = 0.02  # the hole is grown by this fraction of the window's long side (segmentation slack)
 INPAINT_RADIUS = 5  # cv2.inpaint neighbourhood, reduced pixels
+HOLE_SOFT_PX = 1.5  # the fitted face's edge in BehindFace.hole is a Gaussian of at least this (output pixels)
 
 
 @dataclass
@@ -88,6 +96,30 @@ def make_layers(photo: np.ndarray, person: np.ndarray, head: np.ndarray, win: Wi
     the fitted head's silhouette on the window's grid."""
     alpha = person_alpha_at(person, head, win, (photo.shape[1], photo.shape[0]))
     return PortraitLayers(alpha, inpaint_background(photo, alpha, win))
+
+
+@dataclass
+class BehindFace:
+    """What hair, background and neck show where the fitted face was (module docstring)."""
+
+    image: np.ndarray  # (H,W,3) uint8: the photo with the fitted face inpainted away
+    hole: np.ndarray  # (H,W) uint8: 255 on the fitted face, softened over :data:`HOLE_SOFT_PX`
+
+
+def behind_face(photo: np.ndarray, face: np.ndarray, win: Window) -> BehindFace | None:
+    """``photo`` (output size) with ``face`` (grid, bool: the fitted face) inpainted away; None
+    without a face."""
+    if not face.any():
+        return None
+    hole = person_alpha_at(np.zeros((1, 1), np.float32), face, win, (photo.shape[1], photo.shape[0]))
+    # the fitted outline is a grid staircase and a few pixels off the photo's: the mask is grown by
+    # half the inpainting's slack (which inpainted that far too) and softened over a grid cell
+    cell = 0.5 * (win.w / win.grid_w + win.h / win.grid_h)
+    grow = max(1, round(0.5 * HOLE_GROW * max(win.w, win.h)))
+    mask = cv2.dilate(np.where(hole > 127, 255, 0).astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(HOLE_SOFT_PX, cell))
+    return BehindFace(inpaint_background(photo, hole, win), np.clip(soft + 0.5, 0, 255).astype(np.uint8))
 
 
 def composite(warped: np.ndarray, warped_alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

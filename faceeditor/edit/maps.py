@@ -76,6 +76,7 @@ class GridMaps:
     need: np.ndarray  # (H,W) float32 fill need in [0,1]
     filled: np.ndarray  # (H,W) bool: need > 1e-3, pixels the fill layer is blended into
     face: FaceLayer | None = None  # the face over the neck at the jaw, when their flows part there
+    face_px: np.ndarray | None = None  # (H,W) float32: the edited head's face (not scalp, neck or ears), softened
 
 
 # (edited head's sources, the edited head, the edit, the work window) -> (luminance log shading
@@ -98,9 +99,11 @@ def moves(src: Sources) -> bool:
 
 def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win: Window, head_px: float,
              taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None,
-             inner: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, FaceLayer | None]:
-    """The backward flow (H,W,2), where it moves pixels (H,W) and the face layer (:func:`face_layer`,
-    None without ``scalp`` or on a grid finer than :data:`FACE_CUT_MIN_CELL_PX`): exact inside the edited head, pull-push
+             inner: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, FaceLayer | None, np.ndarray | None]:
+    """The backward flow (H,W,2), where it moves pixels (H,W), the face layer (:func:`face_layer`,
+    None without ``scalp`` or on a grid finer than :data:`FACE_CUT_MIN_CELL_PX`) and the edited face
+    (H,W) float32 softened over a grid cell (None without ``scalp``; not the staircase of the grid
+    and the zigzag of face and scalp materials): exact inside the edited head, pull-push
     extension outside, faded by the transformation map T over both silhouettes. ``scalp``: (F',)
     bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`); ``inner``: (F',)
     bool triangles that move with the face around them (:func:`follow_face`)."""
@@ -118,14 +121,14 @@ def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win:
     radius = blendmap.falloff_radius(ext * k, head, head_px * k)
     T = blendmap.transformation_map(head, radius, taper, taper_px=max(2.0, 0.05 * min(gh, gw)))
     final = ext * T[..., None]
-    face = _face_pixels(src, scalp, win) if scalp is not None and 1.0 / k >= FACE_CUT_MIN_CELL_PX else None
-    layer = face_layer(flow, final, face, T) if face is not None and face.any() and not face.all() else None
-    flow = final
-    moving = np.abs(flow[..., 0]) + np.abs(flow[..., 1]) > MIN_FLOW_PX
-    return flow, moving, layer
+    face = face_pixels(src, scalp, win) if scalp is not None else None
+    cut = face is not None and 1.0 / k >= FACE_CUT_MIN_CELL_PX and face.any() and not face.all()
+    layer = face_layer(flow, final, face, T) if cut else None
+    moving = np.abs(final[..., 0]) + np.abs(final[..., 1]) > MIN_FLOW_PX
+    return final, moving, layer, None if face is None else blendmap.feather(face, 1.0)
 
 
-def _face_pixels(src: Sources, scalp: torch.Tensor, win: Window) -> np.ndarray:
+def face_pixels(src: Sources, scalp: torch.Tensor, win: Window) -> np.ndarray:
     """(H,W) bool: grid pixels of the edited head that are not scalp or neck."""
     out = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
     out[src.pix] = ~scalp[src.face]

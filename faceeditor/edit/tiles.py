@@ -13,7 +13,7 @@ import torch
 
 from faceeditor.edit import grain, layers
 from faceeditor.edit.grid import Window, upsample
-from faceeditor.edit.layers import PortraitLayers
+from faceeditor.edit.layers import BehindFace, PortraitLayers
 from faceeditor.edit.maps import FaceLayer
 from faceeditor.render.fragments import Fragments
 from faceeditor.render.raster import rasterize
@@ -112,18 +112,23 @@ BORDER = cv2.BORDER_REFLECT_101  # what a flow reaching past the photo's edge sa
 
 
 def moved_tile(photo: np.ndarray, win: Window, flow: np.ndarray, portrait: PortraitLayers | None,
-               rect: tuple[int, int, int, int], face: FaceLayer | None = None) -> np.ndarray:
+               rect: tuple[int, int, int, int], face: FaceLayer | None = None,
+               behind: BehindFace | None = None, face_px: np.ndarray | None = None) -> np.ndarray:
     """One output tile of the warp: one resampling per pixel with a sharp (bicubic) filter on the
     final flow; with layers the moved person is drawn over the still background. Pixels the flow
     does not move keep the photo's exact values (bicubic at integer positions weighs one pixel:
     exact). ``face``: where its outline crosses the tile, the face's own flow is applied on its
     side of the outline and cut from the rest with one output pixel of anti-aliasing
-    (:class:`~faceeditor.edit.maps.FaceLayer`; only the band's bounding box is resampled again)."""
+    (:class:`~faceeditor.edit.maps.FaceLayer`; only the band's bounding box is resampled again).
+    ``face_px`` (grid, float): the edited face; pixels off it whose source lies on the fitted face take
+    ``behind`` (:class:`~faceeditor.edit.layers.BehindFace`: no copy of the face beside the turned head)."""
     ox0, oy0, w, h = rect
     cmap = _coords(win, flow, ox0, oy0, w, h)
     tile = cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=BORDER)
     if face is not None:
         _cut_face(photo, win, face, tile, rect)
+    if behind is not None and face_px is not None:
+        _behind_face(behind, win, face_px, cmap, tile, rect)
     if portrait is not None:
         moved_alpha = cv2.remap(portrait.alpha, cmap, None, cv2.INTER_LINEAR, borderMode=BORDER)
         tile = layers.composite(tile, moved_alpha, portrait.background[oy0:oy0 + h, ox0:ox0 + w])
@@ -131,6 +136,32 @@ def moved_tile(photo: np.ndarray, win: Window, flow: np.ndarray, portrait: Portr
             (cmap[..., 1] == np.arange(oy0, oy0 + h, dtype=np.float32)[:, None])
         tile[still] = photo[oy0:oy0 + h, ox0:ox0 + w][still]
     return tile
+
+
+def _behind_face(behind: BehindFace, win: Window, face_px: np.ndarray, cmap: np.ndarray, tile: np.ndarray,
+                 rect: tuple[int, int, int, int]) -> None:
+    """Blend, in place, the pixels of ``tile`` off the edited face (``face_px``) whose sources
+    (``cmap``) lie on the fitted face toward the photo with that face inpainted away, by how much
+    the source is on the fitted face (its soft hole) times how much the pixel is off the edited face."""
+    w = cv2.remap(behind.hole, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT).astype(np.float32)
+    if not w.any():
+        return
+    ox0, oy0, w_px, h_px = rect
+    w *= (1.0 / 255.0) * (1.0 - upsample(win, face_px, ox0, oy0, w_px, h_px))
+    sel = w > 1.0 / 255.0
+    if sel.any():
+        a = w[sel][:, None]
+        tile[sel] = (tile[sel] * (1.0 - a) + _remap_points(behind.image, cmap[sel]) * a + 0.5).astype(np.uint8)
+
+
+def _remap_points(image: np.ndarray, points: np.ndarray, row: int = 1024) -> np.ndarray:
+    """``image`` sampled (bicubic) at ``points`` (N,2) float32 source coordinates -> (N, C); remap's
+    maps are cut into rows of ``row`` points (it takes at most 32767 rows)."""
+    n = len(points)
+    padded = np.zeros((-(-n // row) * row, 2), np.float32)
+    padded[:n] = points
+    out = cv2.remap(image, padded.reshape(-1, row, 2), None, cv2.INTER_CUBIC, borderMode=BORDER)
+    return out.reshape(-1, *image.shape[2:])[:n]
 
 
 def _coords(win: Window, grid_flow: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.ndarray:
