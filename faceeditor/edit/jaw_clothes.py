@@ -139,7 +139,8 @@ def side_odds(model: FaceModel, photo: np.ndarray, fitted: tuple[torch.Tensor, .
               win: Window, camera: Camera, head_px: float) -> np.ndarray | None:
     """(H,W) grid: :func:`clothes_probability` with hair sampled where the fitted head is scalp
     (what covers it in the photo: hair, a hat, a bald crown) and clothes below its jaw line, off
-    the fitted head and neck, by more than :data:`CLOTHES_GAP_FRACTION` of the head."""
+    the fitted head and neck, by more than :data:`CLOTHES_GAP_FRACTION` of the head; 0 on the
+    fitted head."""
     k = 0.5 * (win.kx + win.ky)
     shape = (win.grid_h, win.grid_w)
     pix, faces = fitted[0], fitted[1]
@@ -153,7 +154,12 @@ def side_odds(model: FaceModel, photo: np.ndarray, fitted: tuple[torch.Tensor, .
     clothes = (below_jaw([shifted], shape, head_px * k) > 0.99) & ~on_mesh.reshape(shape)
     rows, cols = win.slices
     small = cv2.resize(photo[rows, cols], (win.grid_w, win.grid_h), interpolation=cv2.INTER_AREA)
-    return clothes_probability(small, scalp.view(shape).numpy(), clothes)
+    odds = clothes_probability(small, scalp.view(shape).numpy(), clothes)
+    if odds is None:
+        return None
+    # never on the fitted head (the clothes layer shows the photo still: there, the old jaw), and
+    # softened over a grid cell (not per-cell blocks)
+    return blendmap.feather(np.where(on_mesh.reshape(shape), 0.0, odds), 1.0)
 
 
 def chin_hole(model: FaceModel, heads: torch.Tensor, fragments: tuple[torch.Tensor, ...], verts: torch.Tensor,

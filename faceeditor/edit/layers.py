@@ -38,7 +38,6 @@ INPAINT_PX = 320  # long side of the reduced window the background is inpainted 
 HOLE_ALPHA = 0.1  # person alpha above which the background is unknown
 HOLE_GROW = 0.02  # the hole is grown by this fraction of the window's long side (segmentation slack)
 INPAINT_RADIUS = 5  # cv2.inpaint neighbourhood, reduced pixels
-HOLE_SOFT_PX = 1.5  # the fitted face's edge in BehindFace.hole is a Gaussian of at least this (output pixels)
 
 
 @dataclass
@@ -103,23 +102,30 @@ class BehindFace:
     """What hair, background and neck show where the fitted face was (module docstring)."""
 
     image: np.ndarray  # (H,W,3) uint8: the photo with the fitted face inpainted away
-    hole: np.ndarray  # (H,W) uint8: 255 on the fitted face, softened over :data:`HOLE_SOFT_PX`
+    hole: np.ndarray  # (grid_h, grid_w) float32 in [0,1] on ``window``'s grid: the fitted face, grown and softened
+    window: Window
+
+    def weight_at(self, xy: np.ndarray) -> np.ndarray:
+        """(h,w) float32: :attr:`hole` at output coordinates ``xy`` (h,w,2) (0 outside the window)."""
+        win = self.window
+        gx = (xy[..., 0] - win.x0 + 0.5) * win.kx - 0.5
+        gy = (xy[..., 1] - win.y0 + 0.5) * win.ky - 0.5
+        return cv2.remap(self.hole, gx.astype(np.float32), gy.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT)
 
 
 def behind_face(photo: np.ndarray, face: np.ndarray, win: Window) -> BehindFace | None:
     """``photo`` (output size) with ``face`` (grid, bool: the fitted face) inpainted away; None
-    without a face."""
+    without a face. The hole is grown by half the inpainting's slack (the fitted outline is a few
+    pixels off the photo's) and softened over a grid cell (not its staircase), on the grid."""
     if not face.any():
         return None
-    hole = person_alpha_at(np.zeros((1, 1), np.float32), face, win, (photo.shape[1], photo.shape[0]))
-    # the fitted outline is a grid staircase and a few pixels off the photo's: the mask is grown by
-    # half the inpainting's slack (which inpainted that far too) and softened over a grid cell
-    cell = 0.5 * (win.w / win.grid_w + win.h / win.grid_h)
-    grow = max(1, round(0.5 * HOLE_GROW * max(win.w, win.h)))
-    mask = cv2.dilate(np.where(hole > 127, 255, 0).astype(np.uint8),
-                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), max(HOLE_SOFT_PX, cell))
-    return BehindFace(inpaint_background(photo, hole, win), np.clip(soft + 0.5, 0, 255).astype(np.uint8))
+    image = inpaint_background(photo, person_alpha_at(np.zeros((1, 1), np.float32), face, win,
+                                                      (photo.shape[1], photo.shape[0])), win)
+    k = 0.5 * (win.kx + win.ky)
+    grow = max(1, round(0.5 * HOLE_GROW * max(win.w, win.h) * k))
+    mask = cv2.dilate(face.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return BehindFace(image, cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0), win)
 
 
 def composite(warped: np.ndarray, warped_alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

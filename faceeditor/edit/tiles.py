@@ -143,11 +143,11 @@ def _behind_face(behind: BehindFace, win: Window, face_px: np.ndarray, cmap: np.
     """Blend, in place, the pixels of ``tile`` off the edited face (``face_px``) whose sources
     (``cmap``) lie on the fitted face toward the photo with that face inpainted away, by how much
     the source is on the fitted face (its soft hole) times how much the pixel is off the edited face."""
-    w = cv2.remap(behind.hole, cmap, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT).astype(np.float32)
+    w = behind.weight_at(cmap)
     if not w.any():
         return
     ox0, oy0, w_px, h_px = rect
-    w *= (1.0 / 255.0) * (1.0 - upsample(win, face_px, ox0, oy0, w_px, h_px))
+    w *= 1.0 - upsample(win, face_px, ox0, oy0, w_px, h_px)
     sel = w > 1.0 / 255.0
     if sel.any():
         a = w[sel][:, None]
