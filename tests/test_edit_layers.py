@@ -131,7 +131,8 @@ def test_where_the_face_left_the_photo_behind_it_shows_not_a_copy_of_it() -> Non
     face[10:30, 40:60] = True
     behind = layers.behind_face(photo, face, win)
     assert behind is not None
-    assert np.abs(behind.image[20, 50].astype(int) - (90, 60, 30)).max() < 12  # inpainted: hair
+    ox, oy = behind.origin
+    assert np.abs(behind.image[20 - oy, 50 - ox].astype(int) - (90, 60, 30)).max() < 12  # inpainted: hair
     assert behind.hole[20, 50] > 0.99 and behind.hole[20, 5] == 0
     flow = np.zeros((h, w, 2), np.float32)
     flow[..., 0] = 20.0  # every pixel samples 20 px to its right: x in [20, 40) sample the old face

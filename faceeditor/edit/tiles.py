@@ -151,7 +151,8 @@ def _behind_face(behind: BehindFace, win: Window, face_px: np.ndarray, cmap: np.
     sel = w > 1.0 / 255.0
     if sel.any():
         a = w[sel][:, None]
-        tile[sel] = (tile[sel] * (1.0 - a) + _remap_points(behind.image, cmap[sel]) * a + 0.5).astype(np.uint8)
+        src = cmap[sel] - np.asarray(behind.origin, np.float32)
+        tile[sel] = (tile[sel] * (1.0 - a) + _remap_points(behind.image, src) * a + 0.5).astype(np.uint8)
 
 
 def _remap_points(image: np.ndarray, points: np.ndarray, row: int = 1024) -> np.ndarray:
