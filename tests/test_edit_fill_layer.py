@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from faceeditor.edit.fill_layer import RING_NEED, match_chroma, match_to_photo, with_ring
+from faceeditor.edit import skin_tone
 from faceeditor.edit.skin_tone import LUMA
 
 
@@ -57,7 +58,7 @@ def test_fill_takes_the_photos_skin_colour_at_its_own_luminance() -> None:
     fill_y = np.linspace(0.2, 0.8, 100).reshape(10, 10).astype(np.float32)
     rgb = np.zeros((30, 30, 3), np.float32)
     rgb[10:20, 10:20] = fill_y[..., None]  # a grey fill: right brightness, no hue
-    out = match_chroma(rgb, ~ref_mask, reference, ref_mask)
+    out = match_chroma(rgb, ~ref_mask, skin_tone.measure(reference[ref_mask]))
     want = _sepia(fill_y)
     assert np.abs(out[10:20, 10:20] - want).max() < 0.02
     assert np.allclose(out[10:20, 10:20] @ LUMA, fill_y, atol=0.01)  # the fill keeps its luminance
@@ -69,4 +70,27 @@ def test_too_little_seen_skin_leaves_the_fill_colour_alone() -> None:
     rgb = np.full((8, 8, 3), 0.4, np.float32)
     mask = np.zeros((8, 8), bool)
     mask[:2] = True
-    assert np.array_equal(match_chroma(rgb, ~mask, reference, mask), rgb)
+    assert np.array_equal(match_chroma(rgb, ~mask, skin_tone.measure(reference[mask])), rgb)
+
+
+def test_the_membrane_is_pulled_only_by_skin_on_its_ring() -> None:
+    """A fill of the right skin colour between skin (left) and pale blonde hair (right): weighted by
+    skin likeness, the hair on the ring does not pull the fill pale; unweighted it does."""
+    rng = np.random.default_rng(2)
+    tone = skin_tone.measure(_sepia(rng.uniform(0.2, 0.9, 2000)))
+    assert tone is not None
+    reference = np.empty((20, 30, 3), np.float32)
+    reference[:, :15] = _sepia(np.full((20, 15), 0.5, np.float32))
+    reference[:, 15:] = (0.95, 0.93, 0.85)  # hair
+    fill = reference.copy()
+    fill[6:14, 10:20] = _sepia(np.full((8, 10), 0.5, np.float32))
+    need = np.zeros((20, 30), np.float32)
+    need[6:14, 10:20] = 1.0
+    conf = np.ones((20, 30), np.float32)
+    fill[:, 15:] = fill[6:14, 10:20].mean((0, 1))  # the provider draws skin on the ring over the hair too
+    weighted = match_to_photo(fill, conf, need, reference, 2, skin_tone.likeness(reference, tone))
+    plain = match_to_photo(fill, conf, need, reference, 2)
+    skin = _sepia(np.array([0.5], np.float32))[0]
+    assert np.abs(weighted[10, 17] - skin).max() < 0.03  # stays skin
+    assert np.abs(plain[10, 17] - skin).max() > 0.1  # pulled toward the hair
+    assert skin_tone.likeness(reference[:1, :1], tone)[0, 0] > 0.9 > 0.1 > skin_tone.likeness(reference[:1, -1:], tone)[0, 0]

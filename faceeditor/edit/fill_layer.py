@@ -68,8 +68,12 @@ def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceS
     skin_need = need * on_skin
     if (skin_need > 1e-3).any():  # the membrane changes only these pixels (the mouth and eyes keep the fill's)
         reference = warped_photo(photo, grid, lw)
-        rgb = match_chroma(layer.rgb, skin_need > 1e-3, reference, on_skin & (need <= 1e-3))
-        rgba[..., :3] = match_to_photo(rgb, layer.confidence * on_skin, skin_need, reference, ring)
+        tone = skin_tone.measure(reference[on_skin & (need <= 1e-3)])
+        rgb = match_chroma(layer.rgb, skin_need > 1e-3, tone)
+        # the membrane is pulled only by photo pixels that look like skin: hair over a temple, or
+        # what the warp brought beside a turned cheek, on the ring painted the fill pale or grey
+        skin_like = None if tone is None else skin_tone.likeness(reference, tone)
+        rgba[..., :3] = match_to_photo(rgb, layer.confidence * on_skin, skin_need, reference, ring, skin_like)
     else:
         rgba[..., :3] = layer.rgb
     rgba[..., 3] = layer.confidence * need  # the blend weight
@@ -116,26 +120,27 @@ def with_ring(need: np.ndarray, ring_px: int) -> np.ndarray:
 
 
 def match_to_photo(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray, reference: np.ndarray,
-                   ring_px: int = RING_PX) -> np.ndarray:
+                   ring_px: int = RING_PX, ring_weight: np.ndarray | None = None) -> np.ndarray:
     """The fill ``rgb`` (H,W,3) plus the membrane interpolating ``reference - rgb`` from the ring
-    of ``ring_px`` pixels (drawn by the provider, not needed) into the needed pixels (module docstring)."""
+    of ``ring_px`` pixels (drawn by the provider, not needed) into the needed pixels (module
+    docstring); ``ring_weight`` (H,W) in [0,1]: how much each ring pixel counts (below 0.1: not)."""
     inside = need > 1e-3
     ring = (confidence > 0.5) & ~inside & (with_ring(need, ring_px) > 0)
-    if not inside.any() or ring.sum() < 4:
+    weight = ring.astype(np.float32) if ring_weight is None else np.where(ring & (ring_weight > 0.1), ring_weight, 0.0)
+    if not inside.any() or (weight > 0).sum() < 4:
         return rgb
-    diff = np.where(ring[..., None], reference - rgb, 0.0).astype(np.float32)
-    membrane = blendmap.push_pull(diff, ring.astype(np.float32))
+    diff = np.where(weight[..., None] > 0, reference - rgb, 0.0).astype(np.float32)
+    membrane = blendmap.push_pull(diff, weight.astype(np.float32))
     out = rgb + np.clip(membrane, -MAX_SHIFT, MAX_SHIFT) * inside[..., None]
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def match_chroma(rgb: np.ndarray, fill_mask: np.ndarray, reference: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
-    """``rgb`` (H,W,3) where ``fill_mask`` recoloured to the skin colour of its own brightness, as
-    the ``reference`` pixels under ``ref_mask`` show it (:mod:`faceeditor.edit.skin_tone`): a
-    texture lit back by a white light keeps the hue of its lit texels and turns grey in the
-    shadows it is drawn into. Too few reference pixels: ``rgb`` unchanged."""
-    tone = skin_tone.measure(reference[ref_mask]) if fill_mask.any() else None
-    if tone is None:
+def match_chroma(rgb: np.ndarray, fill_mask: np.ndarray, tone: skin_tone.SkinTone | None) -> np.ndarray:
+    """``rgb`` (H,W,3) where ``fill_mask`` recoloured to the skin colour of its own brightness
+    (:mod:`faceeditor.edit.skin_tone`, ``tone`` measured on the photo's skin around the fill): a
+    texture lit back by a white light keeps the hue of its lit texels and turns grey in the shadows
+    it is drawn into. No tone (too few skin pixels): ``rgb`` unchanged."""
+    if tone is None or not fill_mask.any():
         return rgb
     out = rgb.copy()
     out[fill_mask] = skin_tone.recolour(rgb[fill_mask], tone)

@@ -92,6 +92,16 @@ def recolour(rgb: np.ndarray, tone: SkinTone) -> np.ndarray:
     return np.clip(y[..., None] * tone.lut[_level(y)], 0.0, 1.0).astype(np.float32)
 
 
+def likeness(rgb: np.ndarray, tone: SkinTone) -> np.ndarray:
+    """(...) float32 in [0,1]: how skin-like each pixel of ``rgb`` (...,3, float in [0,1]) is: a
+    Gaussian (``tone.sigma``) of its chromaticity's distance to the skin's at its brightness; 0 for
+    pixels too dark to carry a colour."""
+    y = rgb @ LUMA
+    c = rgb / np.maximum(y, MIN_LUMA)[..., None]
+    d2 = ((c - tone.lut[_level(y)]) ** 2).sum(-1)
+    return np.where(y > MIN_LUMA, np.exp(-0.5 * d2 / (tone.sigma * tone.sigma)), 0.0).astype(np.float32)
+
+
 def retone_u8(before: np.ndarray, after: np.ndarray, tone: SkinTone, where: np.ndarray | None = None,
               strength: float = RETONE_STRENGTH) -> np.ndarray:
     """``after`` (H,W,3 uint8: ``before`` relit by a brightness gain) with each skin-like pixel's
