@@ -79,3 +79,18 @@ def test_a_skin_whose_colour_saturates_toward_the_highlights_is_not_extrapolated
     mid = 0.3
     want = np.array([1.0 + 0.06 / mid, 1.0, 1.0 - 0.06 / mid]) / (np.array([1.0 + 0.06 / mid, 1.0, 1.0 - 0.06 / mid]) @ LUMA)
     assert np.abs(tone.lut[int(mid * 256)] - want).max() < 0.05  # a robust line through a curve: close
+
+
+def test_skin_lit_brighter_than_its_diffuse_range_keeps_its_colour_not_the_speculars() -> None:
+    """The top quarter of the samples (speculars: paler) does not set the colour above them: a fill
+    or relit pixel brighter than the skin's diffuse range keeps the brightest diffuse colour."""
+    rng = np.random.default_rng(4)
+    y = rng.uniform(0.1, 0.9, 4000).astype(np.float32)
+    warm = np.array([1.3, 0.95, 0.7], np.float32)
+    pale = np.array([1.05, 1.0, 0.9], np.float32)
+    c = np.where((y > 0.7)[:, None], pale, warm)  # the brightest samples are speculars
+    c = c / (c @ LUMA)[:, None]
+    tone = skin_tone.measure(y[:, None] * c)
+    assert tone is not None
+    warm_unit = warm / (warm @ LUMA)
+    assert np.abs(tone.lut[240] - warm_unit).max() < 0.03

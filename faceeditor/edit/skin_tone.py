@@ -30,6 +30,7 @@ MIN_CHROMA = 0.05  # smallest chromaticity channel of the curve
 MIN_WHERE = 1.0 / 64.0  # ``where`` below this: the pixel is not retoned
 MIN_LEVEL = int(MIN_LUMA * 256)  # 8-bit luma at or below which pixels carry no colour
 RETONE_STRENGTH = 1.0  # fraction of the skin's chromaticity change a relit pixel takes
+DIFFUSE_TOP = 0.75  # the curve is held constant above the luma of this quantile bin of the skin samples
 
 
 @dataclass
@@ -59,7 +60,11 @@ def measure(pixels: np.ndarray, bins: int = BINS) -> SkinTone | None:
     i, j = np.triu_indices(len(y_bin), 1)
     dy = y_bin[j] - y_bin[i]
     ok = dy > 1e-4
-    levels = np.clip((np.arange(256, dtype=np.float32) + 0.5) / 256.0, y_bin[0], y_bin[-1])
+    # held above the brightest diffuse skin: the top bins are speculars (paler), and a skin that
+    # an edit lights more keeps its colour, it does not turn into a highlight (a turned cheek drawn
+    # brighter than the photo's skin came out grey-pink)
+    top = y_bin[min(len(y_bin) - 1, int(DIFFUSE_TOP * len(y_bin)))]
+    levels = np.clip((np.arange(256, dtype=np.float32) + 0.5) / 256.0, y_bin[0], top)
     lut = np.empty((256, 3), np.float32)
     for c in range(3):
         slope = float(np.median((c_bin[j, c] - c_bin[i, c])[ok] / dy[ok])) if ok.any() else 0.0
