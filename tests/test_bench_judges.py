@@ -93,3 +93,17 @@ def test_incoherence_tells_a_moved_photo_from_a_painted_one():
     flat[60:180, 80:240] = (20, 200, 240)  # a flat band of a colour the photo lacks, hard edges
     low = J.incoherence(src, moved, 100.0)
     assert low < 0.25 * J.incoherence(src, painted, 100.0) and low < 0.5 * J.incoherence(src, flat, 100.0)
+
+
+def test_bench_artifacts_names_a_set_it_has_no_labels_for(tmp_path, capsys):
+    """``--sets`` keeps only the labelled sets asked for; none left is a clear error, not an empty run."""
+    import json
+
+    from faceeditor.cli import main
+
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"renderer": "mesh", "labels": [
+        {"photo": "lfw/X/X_0001.jpg", "edit": {"yaw": 10.0}, "label": "clean", "set": "A"}]}))
+    code = main(["bench", "artifacts", "--labels", str(labels), "--sets", "E", "--json", str(tmp_path / "a.json")])
+    assert code == 2 and "no labelled edits in sets ['E']" in capsys.readouterr().err
+    assert not (tmp_path / "a.json").exists()

@@ -49,6 +49,10 @@ def measure(args: argparse.Namespace) -> dict:
     configure_threads(args.threads)
     path = args.labels or resources_dir() / "realism_labels.json"
     doc = json.loads(Path(path).read_text())
+    wanted = None if not getattr(args, "sets", None) else {x.strip() for x in args.sets.split(",") if x.strip()}
+    items = [it for it in doc["labels"] if wanted is None or it.get("set", "A") in wanted]
+    if not items:
+        raise FaceEditorError(f"no labelled edits in sets {sorted(wanted or [])} of {path}")
     data = shared_data_dir()
     if data is None:
         raise FaceEditorError("../shared/data is missing: the labelled photos live there")
@@ -56,7 +60,7 @@ def measure(args: argparse.Namespace) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     judges, fitted, rows = R.Judges(), {}, []
     try:
-        for i, item in enumerate(doc["labels"]):
+        for i, item in enumerate(items):
             if item["photo"] not in fitted:
                 fitted[item["photo"]] = judges.fit(data / item["photo"])
             photo = fitted[item["photo"]]

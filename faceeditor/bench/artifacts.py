@@ -12,7 +12,8 @@ patches of the edit the photo does not have), ``id_dist_auc`` (dlib, edit vs pho
 reaches it without seeing any artifact) and ``<metric>_auc_same_size`` (the AUC within groups of
 edits of the same size, averaged with weights n_broken x n_clean), and per labelled set
 ``<metric>_auc_set_<name>`` (set B is held out: labelled after the metric was chosen on set A). The labels hold for the renderer
-version they were made with: a renderer that changes the pictures needs new labels.
+version they were made with: a renderer that changes the pictures needs new labels; ``--sets E``
+re-runs only the set labelled on today's renderer (see the labels file's ``about``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, default=None, help="labels JSON (default resources/realism_labels.json)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out-dir", type=Path, default=None, help="the labelled edits (default beside --json)")
+    parser.add_argument("--sets", default=None,
+                        help="only these labelled sets, comma-separated (e.g. E: the set labelled on today's renderer)")
 
 
 def run(args: argparse.Namespace) -> dict:
