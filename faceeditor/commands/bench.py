@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.set_defaults(_bench_module=mod)
 
 
-def print_table(results: dict, file=sys.stdout) -> None:
+def print_table(results: dict, file=None) -> None:
+    file = sys.stdout if file is None else file  # (looked up per call: a default bound at import outlives a capture)
     width = max((len(k) for k in results), default=0)
     for key, value in results.items():
         if isinstance(value, float):

@@ -5,9 +5,9 @@ The fallback :class:`~faceeditor.edit.renderer.PhotoRenderer` (name ``"mesh"``).
 1. the edited head (:mod:`.geometry`) is rasterized on the work grid of the region of interest
    (:mod:`.grid`); its pixels look up where the same surface point was in the photo
    (:mod:`.flow`): a backward flow and a per-pixel warp confidence;
-2. the flow is extended past the silhouette and faded by LiftedGAN's transformation map
-   (:mod:`.blendmap`), so hair follows and the background stays (:mod:`.maps`); under the jaw
-   the head is drawn over a still clothes layer (:mod:`.jaw_clothes`: no collar dragged with the chin);
+2. the flow is extended past the silhouette and faded by LiftedGAN's transformation map (:mod:`.blendmap`,
+   :mod:`.maps`): hair follows, the background stays, where the face left the photo behind it shows
+   (:class:`.layers.BehindFace`); under the jaw, a still clothes layer (:mod:`.jaw_clothes`: no dragged collar);
 3. the luminance shading ratio of the target to the fitted SH light on the edited vs fitted normals
    is the relight gain on the whole person (:mod:`.relight`, :mod:`.person_light`) — pose edits get it too, since
    a turned head turns in the scene's light; relit face skin then takes the photo's skin colour at
