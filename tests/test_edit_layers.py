@@ -143,3 +143,20 @@ def test_where_the_face_left_the_photo_behind_it_shows_not_a_copy_of_it() -> Non
     np.testing.assert_array_equal(tile[20, 32], photo[20, 52])  # on the face: the face
     plain = tiles.moved_tile(photo, win, flow, None, (0, 0, w, h))
     np.testing.assert_array_equal(plain[20, 24], photo[20, 44])  # (without it: the copy)
+
+
+def test_behind_face_leaves_the_forehead_above_the_brows() -> None:
+    """With brow points, only the face below the line through them is inpainted away: a bald crown
+    that samples the forehead after a turn stays skin (Fred Swan at yaw 30 got a cap of sky)."""
+    from faceeditor.edit import layers
+    from faceeditor.edit.grid import Window
+
+    below = layers.below_line(np.array([[0.0, 10.0], [40.0, 20.0]]), (30, 40))
+    assert below[20, 0] and not below[5, 0] and below[25, 39] and not below[15, 39]  # a sloped line
+    photo = np.full((40, 60, 3), (90, 60, 30), np.uint8)
+    photo[5:35, 20:40] = (230, 180, 150)
+    face = np.zeros((40, 60), bool)
+    face[5:35, 20:40] = True
+    behind = layers.behind_face(photo, face, Window(0, 0, 60, 40, 60, 40), np.array([[20.0, 15.0], [40.0, 15.0]]))
+    assert behind is not None
+    assert behind.hole[8, 30] < 0.5 < behind.hole[28, 30]  # the forehead is not in the hole, the chin is

@@ -236,18 +236,18 @@ class MeshCompositor:
             return view.person
 
     def _portrait_layers(self, view: _ScaleView) -> PortraitLayers:
-        """The layered portrait (:func:`layers.make_layers`), made once per size."""
-        with self._lock:
+        with self._lock:  # the layered portrait (:func:`layers.make_layers`), made once per size
             if view.portrait is None:
                 view.portrait = layers.make_layers(view.photo, self.person_mask(), view.orig.covered.numpy(), view.window)
             return view.portrait
 
     def _behind_face(self, view: _ScaleView) -> layers.BehindFace | None:
-        """The photo with the fitted face inpainted away (:func:`layers.behind_face`), once per size."""
+        """The photo, the fitted face below the brows inpainted away (:func:`layers.behind_face`), per size."""
         with self._lock:
             if view.behind is None:
+                brows = view.window.screen(self.v_src[:, self.model.landmarks68[[19, 24]]], view.camera)[0, :, :2]
                 face = maps.face_pixels(view.orig_sources, self.scalp_tri, view.window)
-                view.behind = (layers.behind_face(view.photo, face, view.window),)
+                view.behind = (layers.behind_face(view.photo, face, view.window, brows.numpy()),)
             return view.behind[0]
 
     def _fill_provider(self, view: _ScaleView) -> FillProvider:

@@ -122,12 +122,25 @@ class BehindFace:
                          borderMode=cv2.BORDER_CONSTANT)
 
 
-def behind_face(photo: np.ndarray, face: np.ndarray, win: Window) -> BehindFace | None:
+def below_line(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H,W) bool: the pixels below (larger y than) the line through ``points`` (2,2) (x, y)."""
+    (x0, y0), (x1, y1) = np.asarray(points, np.float64)
+    xs = np.arange(shape[1], dtype=np.float64) + 0.5
+    line = y0 + (xs - x0) * (y1 - y0) / (x1 - x0) if abs(x1 - x0) > 1e-6 else np.full_like(xs, min(y0, y1))
+    return (np.arange(shape[0], dtype=np.float64)[:, None] + 0.5) > line[None, :]
+
+
+def behind_face(photo: np.ndarray, face: np.ndarray, win: Window,
+                brows: np.ndarray | None = None) -> BehindFace | None:
     """``photo`` (output size) around ``face`` (grid, bool: the fitted face) with the face inpainted
     away (:func:`inpaint_crop` on the face's box grown by :data:`BEHIND_MARGIN` of its size, not the
-    whole window: a 24 MP photo's window was 1.3 s of blending); None without a face. The hole is
-    grown by half the inpainting's slack (the fitted outline is a few pixels off the photo's) and
-    softened over a grid cell (not its staircase), on the grid."""
+    whole window: a 24 MP photo's window was 1.3 s of blending); None without a face. ``brows``
+    (2,2) grid points: only the face below the line through them (the forehead continues into the
+    scalp: a bald crown that samples it must stay skin, not turn into the sky around the head). The
+    hole is grown by half the inpainting's slack (the fitted outline is a few pixels off the photo's)
+    and softened over a grid cell (not its staircase), on the grid."""
+    if brows is not None:
+        face = face & below_line(brows, face.shape)
     rows, cols = np.flatnonzero(face.any(1)), np.flatnonzero(face.any(0))
     if rows.size == 0:
         return None
