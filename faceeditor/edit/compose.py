@@ -51,6 +51,7 @@ from faceeditor.edit.fill import FillProvider, FillRequest, MeshFill
 from faceeditor.edit.flow import OriginalView, Sources, original_view, screen_areas, surface_ids, trace_sources
 from faceeditor.edit.geometry import (
     ear_vertices,
+    edited_expression,
     is_zero_edit,
     model_vertices,
     neck_weights,
@@ -319,9 +320,8 @@ class MeshCompositor:
         """Correspondence of the edited head's grid pixels, and the edited head (its grid-screen
         vertices and triangle areas only when the geometry is not the fitted one)."""
         win, cam = view.window, view.camera
-        expr = edit.expression_vector(np.asarray(self.state.expression), self.model.expression_names)
-        rigid = not (edit.yaw or edit.pitch or edit.roll)
-        if rigid and np.array_equal(expr, np.clip(np.asarray(self.state.expression, np.float32), 0, 1)):
+        expr, same_expr = edited_expression(edit, self.state, self.model)
+        if same_expr and not (edit.yaw or edit.pitch or edit.roll):
             # light only: the geometry is the fitted one, reuse its rasterization
             src = view.orig_sources
             return src, EditedHead(self.v_src, self.n_src, None, None, self._fragments(src))
@@ -385,10 +385,9 @@ class MeshCompositor:
         moving_px = maps.moves(src)
         flow, moving, face, face_px = None, np.zeros((win.grid_h, win.grid_w), bool), None, None
         if moving_px:
-            fitted = np.asarray(self.state.expression, np.float32)
-            same_expr = np.array_equal(edit.expression_vector(fitted, self.model.expression_names), np.clip(fitted, 0, 1))
+            inner = self.inner_tri if edited_expression(edit, self.state, self.model)[1] else None
             flow, moving, face, face_px = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px,
-                                                        view.taper, self.scalp_tri, self.inner_tri if same_expr else None)
+                                                        view.taper, self.scalp_tri, inner)
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
             own = None if self.shading_ratio is None else self.shading_ratio(src, head, edit, win)

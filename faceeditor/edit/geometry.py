@@ -58,6 +58,13 @@ def is_zero_edit(edit: EditParams, state: FaceState, model: FaceModel) -> bool:
     return edit.is_zero(fitted_expression(state, model))
 
 
+def edited_expression(edit: EditParams, state: FaceState, model: FaceModel) -> tuple[np.ndarray, bool]:
+    """The edit's (53,) expression weights, and whether they are the fitted ones (clamped to [0, 1])."""
+    fitted = np.asarray(state.expression, np.float32)
+    expr = edit.expression_vector(fitted, model.expression_names)
+    return expr, bool(np.array_equal(expr, np.clip(fitted, 0.0, 1.0)))
+
+
 def model_vertices(model: FaceModel, state: FaceState, expression: np.ndarray | None = None) -> torch.Tensor:
     """Model-frame vertices (1,V,3) of the state's identity with ``expression`` (default: fitted)."""
     dev = model.device

@@ -114,6 +114,15 @@ def upsample(window: Window, grid_map: np.ndarray, ox0: int, oy0: int, w: int, h
     return out
 
 
+def sample_at(window: Window, grid_map: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Bilinear samples (h,w) of a (grid_h, grid_w) float32 map at output coordinates ``xy`` (h,w,2),
+    in :func:`upsample`'s convention; 0 outside the grid."""
+    gx = (xy[..., 0] - window.x0 + 0.5) * window.kx - 0.5
+    gy = (xy[..., 1] - window.y0 + 0.5) * window.ky - 0.5
+    return cv2.remap(grid_map, gx.astype(np.float32), gy.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT)
+
+
 def pad_linear(grid_map: np.ndarray, pad: int = 1) -> np.ndarray:
     """Pad a (H,W[,C]) map by linear extrapolation (exact for maps that are linear near the
     edges, such as pixel coordinates), so upsampling never clamps them at the border."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceeditor.edit.grid import Window, upsample
+from faceeditor.edit.grid import Window, sample_at, upsample
 from faceeditor.face.segment import SEGMENT_PX, PersonSegmenter
 
 INPAINT_PX = 320  # long side of the reduced window the background is inpainted on
@@ -115,11 +115,7 @@ class BehindFace:
 
     def weight_at(self, xy: np.ndarray) -> np.ndarray:
         """(h,w) float32: :attr:`hole` at output coordinates ``xy`` (h,w,2) (0 outside the window)."""
-        win = self.window
-        gx = (xy[..., 0] - win.x0 + 0.5) * win.kx - 0.5
-        gy = (xy[..., 1] - win.y0 + 0.5) * win.ky - 0.5
-        return cv2.remap(self.hole, gx.astype(np.float32), gy.astype(np.float32), cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT)
+        return sample_at(self.window, self.hole, xy)
 
 
 def below_line(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -144,16 +140,13 @@ def behind_face(photo: np.ndarray, face: np.ndarray, win: Window,
     rows, cols = np.flatnonzero(face.any(1)), np.flatnonzero(face.any(0))
     if rows.size == 0:
         return None
-    m = BEHIND_MARGIN * max(rows[-1] - rows[0], cols[-1] - cols[0])
-    x0 = max(win.x0, int((cols[0] - m) / win.kx) + win.x0)
-    y0 = max(win.y0, int((rows[0] - m) / win.ky) + win.y0)
-    x1 = min(win.x0 + win.w, int(np.ceil((cols[-1] + 1 + m) / win.kx)) + win.x0)
-    y1 = min(win.y0 + win.h, int(np.ceil((rows[-1] + 1 + m) / win.ky)) + win.y0)
-    alpha = upsample(win, face.astype(np.float32), x0, y0, x1 - x0, y1 - y0)
-    image = inpaint_crop(photo[y0:y1, x0:x1], (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-    grow = max(1, round(0.5 * HOLE_GROW * max(x1 - x0, y1 - y0) * 0.5 * (win.kx + win.ky)))
+    m = round(BEHIND_MARGIN * max(rows[-1] - rows[0], cols[-1] - cols[0]))
+    box = win.sub(cols[0] - m, rows[0] - m, cols[-1] + 1 + m, rows[-1] + 1 + m)
+    alpha = upsample(win, face.astype(np.float32), box.x0, box.y0, box.w, box.h)
+    image = inpaint_crop(photo[box.slices], (np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    grow = max(1, round(0.5 * HOLE_GROW * max(box.w, box.h) * 0.5 * (win.kx + win.ky)))
     mask = cv2.dilate(face.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    return BehindFace(image, (x0, y0), cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0), win)
+    return BehindFace(image, (box.x0, box.y0), cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.0), win)
 
 
 def composite(warped: np.ndarray, warped_alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

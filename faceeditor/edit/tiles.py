@@ -188,9 +188,8 @@ def _cut_face(photo: np.ndarray, win: Window, face: FaceLayer, tile: np.ndarray,
     s = sd[by0:by1, bx0:bx1]
     band = np.abs(s) < FACE_CUT_BAND
 
-    def warped(grid_flow: np.ndarray) -> np.ndarray:  # the band's pixels only, as an (N,1) map
-        cmap = _coords(win, grid_flow, x, y, bw, bh)[band][:, None, :]
-        return cv2.remap(photo, cmap, None, cv2.INTER_CUBIC, borderMode=BORDER)[:, 0].astype(np.float32)
+    def warped(grid_flow: np.ndarray) -> np.ndarray:  # the band's pixels only
+        return _remap_points(photo, _coords(win, grid_flow, x, y, bw, bh)[band]).astype(np.float32)
 
     a = np.clip(0.5 + s[band] / (0.5 * (win.kx + win.ky)), 0.0, 1.0)[:, None]  # 1 output px ramp
     mixed = np.clip(a * warped(face.flow) + (1.0 - a) * warped(face.back) + 0.5, 0, 255).astype(np.uint8)
