@@ -102,9 +102,13 @@ def likeness(rgb: np.ndarray, tone: SkinTone) -> np.ndarray:
     Gaussian (``tone.sigma``) of its chromaticity's distance to the skin's at its brightness; 0 for
     pixels too dark to carry a colour."""
     y = rgb @ LUMA
-    c = rgb / np.maximum(y, MIN_LUMA)[..., None]
-    d2 = ((c - tone.lut[_level(y)]) ** 2).sum(-1)
-    return np.where(y > MIN_LUMA, np.exp(-0.5 * d2 / (tone.sigma * tone.sigma)), 0.0).astype(np.float32)
+    near = _closeness(rgb / np.maximum(y, MIN_LUMA)[..., None], tone.lut[_level(y)], tone.sigma)
+    return np.where(y > MIN_LUMA, near, 0.0).astype(np.float32)
+
+
+def _closeness(chroma: np.ndarray, skin: np.ndarray, sigma: float) -> np.ndarray:
+    """exp(-d^2 / 2 sigma^2) of the distance between chromaticities ``chroma`` and ``skin`` (...,3)."""
+    return np.exp(-0.5 * ((chroma - skin) ** 2).sum(-1) / (sigma * sigma))
 
 
 def retone_u8(before: np.ndarray, after: np.ndarray, tone: SkinTone, where: np.ndarray | None = None,
@@ -125,8 +129,7 @@ def retone_u8(before: np.ndarray, after: np.ndarray, tone: SkinTone, where: np.n
         return after
     b = flat_b[sel].astype(np.float32)
     c0 = tone.lut[y0]
-    d2 = ((b / y0[:, None].astype(np.float32) - c0) ** 2).sum(1)  # own chromaticity vs the skin's
-    w = strength * np.exp(-0.5 * d2 / (tone.sigma * tone.sigma))
+    w = strength * _closeness(b / y0[:, None].astype(np.float32), c0, tone.sigma)  # own chromaticity vs the skin's
     if where is not None:
         w *= where.reshape(-1)[sel]
     ratio = tone.lut[y1] / c0
