@@ -99,3 +99,19 @@ def test_beside_the_jaw_a_collar_colour_stays_and_a_hair_colour_moves() -> None:
     assert p is not None
     assert p[0, 0] > 0.95 and p[0, 15] < 0.05 and abs(p[0, 25] - 0.5) < 1e-6
     assert clothes_probability(small, hair & False, clothes) is None  # too few hair samples
+
+
+def test_the_preview_and_the_full_size_keep_their_clothes_layers(scene, monkeypatch) -> None:
+    """The editor alternates preview and full-resolution renders: each size's clothes layer (an
+    inpainting) is made once, not again every time the other size was drawn in between."""
+    model, sc = scene
+    comp = MeshCompositor(sc.photo, sc.state, model, person_mask=np.zeros(sc.photo.shape[:2], np.float32))
+    made = []
+    layer = jaw_clothes.clothes_layer
+    monkeypatch.setattr(jaw_clothes, "clothes_layer", lambda *a: made.append(a[0].shape) or layer(*a))
+    first = {s: comp.render(EditParams(yaw=15.0), scale=s) for s in (0.5, 1.0)}
+    for yaw in (12.0, 15.0):
+        for s in (0.5, 1.0):
+            out = comp.render(EditParams(yaw=yaw), scale=s)
+    assert len(made) == 2 and made[0] != made[1]
+    np.testing.assert_array_equal(out, first[1.0])

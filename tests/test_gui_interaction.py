@@ -144,6 +144,39 @@ def test_a_slow_export_shows_progress_and_cancels(win, engine, monkeypatch, tmp_
     assert "Cancelled" in win.statusBar().currentMessage() or "cancelled" in win.statusBar().currentMessage()
 
 
+def test_the_3d_mesh_follows_the_preview_not_beside_it(win, engine, monkeypatch):
+    """The head mesh (and its software-OpenGL draw) waits until the edit's preview is shown: on two
+    cores it took the CPU and the UI thread the preview needed. Without a preview it still comes."""
+    from faceeditor.app.rendering import MESH_AFTER_MS
+
+    class Quick(_SlowFull):
+        def render(self, edit, scale=1.0, cancel=None):
+            time.sleep(0.03)
+            return np.full((*self.photo.shape[:2], 3), 100, np.uint8)
+
+    d = win.driver
+    _stand_in_face(win, engine, monkeypatch, Quick)
+    assert d.wait_idle(30) and d.pump(30, lambda: win.worker._idle_prepare is None)
+    shown, meshed = [], []
+    set_result = win.canvas.set_result
+    monkeypatch.setattr(win.canvas, "set_result",
+                        lambda rgb, stamp, scale: (shown.append((time.perf_counter(), stamp)), set_result(rgb, stamp, scale))[1])
+    request = win.renders.meshes.request
+    monkeypatch.setattr(win.renders.meshes, "request",
+                        lambda stamp, *a: (meshed.append((time.perf_counter(), stamp)), request(stamp, *a)))
+    win.doc.set_pose(yaw=12.0)
+    version = win.doc.version
+    assert d.pump(10, lambda: any(s == version for _, s in meshed) and any(s == version for _, s in shown))
+    t_mesh = min(t for t, s in meshed if s == version)
+    assert any(s == version and t <= t_mesh for t, s in shown), "the mesh was asked for before the preview came"
+    # no preview result (the renderer is busy elsewhere): the mesh comes after MESH_AFTER_MS anyway
+    monkeypatch.setattr(win.worker, "request", lambda *a, **k: None)
+    win.doc.set_pose(yaw=-8.0)
+    version, t0 = win.doc.version, time.perf_counter()
+    assert d.pump(10, lambda: any(s == version for _, s in meshed))
+    assert min(t for t, s in meshed if s == version) - t0 >= 0.8 * MESH_AFTER_MS / 1000
+
+
 def test_gar_set_up_shows_progress_and_cancel_falls_back(win, engine, monkeypatch):
     """The GAR renderer's inversion (seconds) runs under the progress panel; Cancel stops it and
     the edit goes back to the mesh compositor."""

@@ -2,8 +2,10 @@
 when, and showing what comes back.
 
 Every document change that the picture depends on sends ``(Document.version, resolved edit)``:
-a preview render at once (its size adapts to how fast previews come: :class:`PreviewSize`) and
-the head mesh for the 3D view (:class:`~faceeditor.app.meshworker.MeshWorker`); the
+a preview render at once (its size adapts to how fast previews come: :class:`PreviewSize`) and,
+once that preview is shown (or after :data:`MESH_AFTER_MS`), the head mesh for the 3D view
+(:class:`~faceeditor.app.meshworker.MeshWorker`: computing it and drawing it with software OpenGL
+took the CPU that the preview needed, on two cores, and the UI thread that shows it); the
 full-resolution render follows when a drag ends (a slider, the light pad or the light gizmo is
 released), or after a pause (:data:`FULL_RES_DELAY_MS`) for keys and typed numbers. Results for
 another photo/face (target id) or older than what the canvas shows are dropped. Other work for
@@ -29,6 +31,7 @@ PREVIEW_LEVELS = (384, 288, 224)
 SLOW_PREVIEW_MS = 55.0  # previews slower than this (smoothed) step down a level...
 UP_PREVIEW_MS = 40.0  # ... and back up when the next level would take less than this
 FULL_RES_DELAY_MS = 200  # pause (outside a drag) before the full-resolution render
+MESH_AFTER_MS = 150  # the 3D view's mesh follows the preview, or comes after this when no preview does
 WARM_FULL_MAX_PX = 6_000_000  # bigger photos are not warmed up at full resolution (seconds, memory)
 LATENCY_SAMPLES = 200  # request -> shown latencies kept
 
@@ -103,6 +106,9 @@ class RenderControl(QObject):
         self._renderer = "mesh"  # the renderer of the last request
         self._full_timer = QTimer(window, singleShot=True, interval=FULL_RES_DELAY_MS)
         self._full_timer.timeout.connect(self._request_full)
+        self._mesh_next: tuple | None = None  # (version, target, state, edit) for the 3D view, after the preview
+        self._mesh_timer = QTimer(window, singleShot=True, interval=MESH_AFTER_MS)
+        self._mesh_timer.timeout.connect(self._send_mesh)
         self._fps_timer = QTimer(window, interval=1000)
         self._fps_timer.timeout.connect(self._update_fps)
         self._fps_timer.start()
@@ -132,6 +138,7 @@ class RenderControl(QObject):
     def new_photo(self) -> None:
         """A photo without a fitted face: nothing to render."""
         self.target_id = self.worker.set_target(None, None)
+        self._mesh_next = None
         self.meshes.clear()
 
     def new_face(self, final: bool = True) -> None:
@@ -170,7 +177,9 @@ class RenderControl(QObject):
             self.worker.allow_setup()  # chosen (again): a cancelled set-up may run now
         self._renderer = edit.renderer
         self.worker.request(doc.version, edit, scale)
-        self.meshes.request(doc.version, self.target_id, doc.state, edit)
+        self._mesh_next = (doc.version, self.target_id, doc.state, edit)
+        if not self._mesh_timer.isActive():
+            self._mesh_timer.start()
         if scale < 1.0 and not self.dragging:
             self._full_timer.start()
 
@@ -187,6 +196,13 @@ class RenderControl(QObject):
         self._full_timer.stop()
         self._request_full()
 
+    def _send_mesh(self) -> None:
+        """The newest edit's head mesh for the 3D view (:data:`MESH_AFTER_MS`)."""
+        self._mesh_timer.stop()
+        if self._mesh_next is not None:
+            self.meshes.request(*self._mesh_next)
+            self._mesh_next = None
+
     def _request_full(self) -> None:
         doc = self.w.doc
         if doc.has_face:
@@ -199,7 +215,9 @@ class RenderControl(QObject):
             return
         if res.scale < 1.0 and res.render_ms > 0:
             self.preview.note(res.render_ms)
-        if w.canvas.set_result(res.image, res.stamp, res.scale):
+        shown = w.canvas.set_result(res.image, res.stamp, res.scale)
+        self._send_mesh()
+        if shown:
             latency = w.timings.latency_ms
             latency.append((time.perf_counter() - res.t_request) * 1e3)
             del latency[:-LATENCY_SAMPLES]

@@ -40,6 +40,7 @@ SIDE_POINTS = (3, 13, 8)  # iBUG-68, 0-based: higher on the jaw; between this li
 COLOUR_BINS = 16  # per RGB channel, for the hair and clothes colour histograms
 CLOTHES_GAP_FRACTION = 0.08  # clothes samples: this far (of the head) below the jaw line and off the head
 CLOTHES_ODDS = (0.6, 0.85)  # a side pixel is clothes by a ramp over this probability of clothes
+KEPT_SIZES = 4  # output sizes whose clothes layers are kept (as the compositor keeps its views)
 
 
 def head_weights(model: FaceModel) -> torch.Tensor:
@@ -196,7 +197,8 @@ class Drawn:
 
 @dataclass
 class JawClothes:
-    """A compositor's clothes layer: the head triangles, and the layer of the last output size drawn."""
+    """A compositor's clothes layer: the head triangles, and the layers of the last :data:`KEPT_SIZES`
+    output sizes drawn."""
 
     model: FaceModel
     heads: torch.Tensor = field(init=False)
@@ -216,7 +218,9 @@ class JawClothes:
             if size not in self._layers:
                 chin = chin_hole(self.model, self.heads, fitted, verts[0], win, camera, head_px)
                 odds = side_odds(self.model, photo, fitted, verts[0], win, camera, head_px)
-                self._layers = {size: (clothes_layer(photo, chin, win), chin, odds)}
+                if len(self._layers) >= KEPT_SIZES:  # the preview's and the full size stay (the editor alternates)
+                    self._layers.pop(next(iter(self._layers)))
+                self._layers[size] = (clothes_layer(photo, chin, win), chin, odds)
             layer, chin, odds = self._layers[size]
         weight = clothes_weight(self.model, self.heads, edited, verts, win, camera, head_px, moving, chin, odds)
         return Drawn(layer, weight, win)
