@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceeditor.edit.fill_layer import RING_NEED, match_chroma, match_to_photo, with_ring
 from faceeditor.edit import skin_tone
+from faceeditor.edit.fill_layer import RING_FACING, RING_NEED, match_chroma, match_to_photo, ring_weight, with_ring
 from faceeditor.edit.skin_tone import LUMA
 
 
@@ -94,3 +94,31 @@ def test_the_membrane_is_pulled_only_by_skin_on_its_ring() -> None:
     assert np.abs(weighted[10, 17] - skin).max() < 0.03  # stays skin
     assert np.abs(plain[10, 17] - skin).max() > 0.1  # pulled toward the hair
     assert skin_tone.likeness(reference[:1, :1], tone)[0, 0] > 0.9 > 0.1 > skin_tone.likeness(reference[:1, -1:], tone)[0, 0]
+
+
+def test_the_photos_contour_on_the_ring_does_not_pull_the_membrane() -> None:
+    """A skin fill between head-on skin (left) and the photo's own contour (right: a pale rim, skin
+    mixed with a light background, seen at a grazing angle): weighted by how squarely the photo saw
+    the ring, the fill stays skin; by skin likeness alone the rim (skin-coloured, only paler) pulls it."""
+    rng = np.random.default_rng(3)
+    tone = skin_tone.measure(_sepia(rng.uniform(0.2, 0.9, 2000)))
+    assert tone is not None
+    reference = np.empty((20, 30, 3), np.float32)
+    reference[:, :15] = _sepia(np.full((20, 15), 0.5, np.float32))
+    reference[:, 15:] = _sepia(np.full((20, 15), 0.8, np.float32))  # the rim: the same skin, paler
+    facing = np.full((20, 30), 0.9, np.float32)
+    facing[:, 15:] = 0.1  # ... where the photo saw the surface edge-on
+    need = np.zeros((20, 30), np.float32)
+    need[6:14, 10:20] = 1.0
+    fill = reference.copy()
+    fill[6:14, 10:20] = _sepia(np.full((8, 10), 0.5, np.float32))
+    fill[:, 15:] = fill[6:14, 10:20].mean((0, 1))
+    conf = np.ones((20, 30), np.float32)
+    w = ring_weight(reference, tone, facing)
+    assert w[0, 0] > 0.9 and w[0, -1] == 0.0
+    assert ring_weight(reference, None, np.full((1, 1), RING_FACING[1]))[0, 0] == 1.0
+    skin = _sepia(np.array([0.5], np.float32))[0]
+    seen = match_to_photo(fill, conf, need, reference, 2, w)
+    likeness_only = match_to_photo(fill, conf, need, reference, 2, skin_tone.likeness(reference, tone))
+    assert np.abs(seen[10, 17] - skin).max() < 0.03
+    assert np.abs(likeness_only[10, 17] - skin).max() > 0.1

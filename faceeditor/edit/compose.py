@@ -394,7 +394,8 @@ class MeshCompositor:
             gain, lit = maps.relight_gain(src, self._person_shading(view), self.relight_tri, self.state.sh, sh_new,
                                           win, flow, own)
         need = maps.fill_need(src, covered, win, self.fillable_tri)
-        return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3, face, face_px)
+        return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3, face, face_px,
+                        maps.source_facing(src, view.camera, win))
 
     def _compose(self, view: _ScaleView, grid: GridMaps, check: Callable[[], None]) -> np.ndarray:
         """Full resolution, tile by tile over the work window; untouched tiles stay the photo's."""

@@ -32,6 +32,7 @@ PREVIEW_MAX_SIDE = 1280  # outputs up to this size (GUI previews) draw the fill 
 RING_PX = 3  # fill-grid pixels around the needed region where fill and photo are compared
 RING_NEED = 1e-3  # the need passed to the provider on the ring (drawn there, never blended)
 MAX_SHIFT = 0.4  # largest colour correction (sRGB, 0..1) the membrane may add
+RING_FACING = (0.3, 0.5)  # source facing (n . view) over which a ring pixel comes to count fully
 
 
 def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceState, grid: GridMaps,
@@ -62,18 +63,18 @@ def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceS
                           faces=fill_faces(grid, face_ids, tri))
     layer = provider.fill(req)
     on_skin = skin_map(grid, skin)
+    facing = np.ones_like(grid.need) if grid.src_facing is None else grid.src_facing
     if lw != win:
         on_skin = tiles.resample(win, on_skin.astype(np.float32), lw) > 0.5
+        facing = tiles.resample(win, facing, lw)
     rgba = np.empty((lw.grid_h, lw.grid_w, 4), np.float32)
     skin_need = need * on_skin
     if (skin_need > 1e-3).any():  # the membrane changes only these pixels (the mouth and eyes keep the fill's)
         reference = warped_photo(photo, grid, lw)
         tone = skin_tone.measure(reference[on_skin & (need <= 1e-3)])
         rgb = match_chroma(layer.rgb, skin_need > 1e-3, tone)
-        # the membrane is pulled only by photo pixels that look like skin: hair over a temple, or
-        # what the warp brought beside a turned cheek, on the ring painted the fill pale or grey
-        skin_like = None if tone is None else skin_tone.likeness(reference, tone)
-        rgba[..., :3] = match_to_photo(rgb, layer.confidence * on_skin, skin_need, reference, ring, skin_like)
+        rgba[..., :3] = match_to_photo(rgb, layer.confidence * on_skin, skin_need, reference, ring,
+                                       ring_weight(reference, tone, facing))
     else:
         rgba[..., :3] = layer.rgb
     rgba[..., 3] = layer.confidence * need  # the blend weight
@@ -109,6 +110,16 @@ def skin_map(grid: GridMaps, skin: torch.Tensor) -> np.ndarray:
     out = torch.zeros(win.grid_h * win.grid_w, dtype=torch.bool)
     out[pix] = skin[face]
     return out.view(win.grid_h, win.grid_w).numpy()
+
+
+def ring_weight(reference: np.ndarray, tone: skin_tone.SkinTone | None, facing: np.ndarray) -> np.ndarray:
+    """(H,W) float32 in [0,1]: how much each pixel of the (warped) photo ``reference`` may pull the
+    membrane: how skin-like it is (hair over a temple, or what the warp brought beside a turned
+    cheek, painted the fill pale or grey) times how squarely the photo saw it (``facing``, its
+    source's n . view over :data:`RING_FACING`: the photo's own contour mixes skin with the
+    background, a rim light or a halo, and turned a large photo's cheek fill grey)."""
+    seen = np.clip((facing - RING_FACING[0]) / (RING_FACING[1] - RING_FACING[0]), 0.0, 1.0).astype(np.float32)
+    return seen if tone is None else skin_tone.likeness(reference, tone) * seen
 
 
 def with_ring(need: np.ndarray, ring_px: int) -> np.ndarray:

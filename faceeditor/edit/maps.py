@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from faceeditor.core.camera import Camera
 from faceeditor.edit import blendmap, person_light, relight, skin_tone
 from faceeditor.edit.flow import Sources
 from faceeditor.edit.grid import Window
@@ -77,6 +78,7 @@ class GridMaps:
     filled: np.ndarray  # (H,W) bool: need > 1e-3, pixels the fill layer is blended into
     face: FaceLayer | None = None  # the face over the neck at the jaw, when their flows part there
     face_px: np.ndarray | None = None  # (H,W) float32: the edited head's face (not scalp, neck or ears), softened
+    src_facing: np.ndarray | None = None  # (H,W) float32: how squarely the photo saw each pixel's source (n . view)
 
 
 # (edited head's sources, the edited head, the edit, the work window) -> (luminance log shading
@@ -218,6 +220,17 @@ def relight_gain(
     gain = relight.gain_map(L, weight, change.tint)
     lit = np.abs(gain - 1.0).max(axis=2) > 1e-4
     return gain, lit
+
+
+def source_facing(src: Sources, camera: Camera, win: Window) -> np.ndarray:
+    """(H,W) float32 on the work grid: n . view of each edited-head pixel's source in the photo (its
+    normal against the ray through its photo position; 1 off the head)."""
+    cx, cy = camera.principal
+    ray = torch.stack([-(src.src_xy[:, 0] - cx) / camera.focal_px, (src.src_xy[:, 1] - cy) / camera.focal_px,
+                       torch.ones_like(src.src_xy[:, 0])], -1)
+    out = torch.ones(win.grid_h * win.grid_w)
+    out[src.pix] = (src.n_src * torch.nn.functional.normalize(ray, dim=-1)).sum(-1).float()
+    return out.view(win.grid_h, win.grid_w).numpy()
 
 
 def fill_need(src: Sources, covered: np.ndarray, win: Window, fillable: torch.Tensor | None = None) -> np.ndarray:
