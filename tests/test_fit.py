@@ -160,6 +160,36 @@ def test_texture_unprojection_recovers_the_albedo(model):
     assert np.median(err) < 0.02 and err.mean() < 0.04
 
 
+def test_the_photos_contour_does_not_bleed_into_the_texture(model):
+    """Over a saturated blue background, blurred as a lens and a JPEG blur it, the outermost face
+    pixels are part blue. Texels seen that edge-on (little weight) take the confident skin's colour
+    instead (a blue stroke the fill drew down a turned cheek): measured 0.011 vs 0.022 before."""
+    import cv2
+
+    from faceeditor.fit.texture import TRUSTED_WEIGHT
+
+    T = 128
+    atlas = base_atlas(T, model=model)
+    rs, cs = tile_slice("M_Face", T)
+    atlas[rs, cs] = np.array([0.62, 0.47, 0.38], np.float32)
+    truth = random_face_state(model, 4, max_angle=(5.0, 5.0, 5.0))
+    w, h = truth.image_size
+    background = np.zeros((h, w, 3), np.uint8)
+    background[..., 2] = 255
+    photo = cv2.GaussianBlur(render_state(model, truth, atlas, background, soft_radius=1.0), (0, 0), 3.0)
+    v = state_vertices(model, truth)
+    cam = truth.camera()
+    zbuf = rasterize(cam.project(v), model.faces, cam.height, cam.width).depth_map()[0, 0]
+    got, conf = unproject_texture(model, torch.from_numpy(photo).permute(2, 0, 1).float() / 255, v[0],
+                                  vertex_normals(v, model.faces)[0], cam, torch.as_tensor(truth.sh), zbuf, cam, T)
+    face, weight = got[rs, cs], conf[rs, cs]
+    chroma = face / np.maximum(face.sum(-1, keepdims=True), 1e-6)
+    skin = np.array([0.62, 0.47, 0.38]) / 1.47
+    barely = (weight > 1e-3) & (weight < TRUSTED_WEIGHT)
+    assert barely.sum() > 500
+    assert np.abs(chroma[barely] - skin).max(-1).mean() < 0.016
+
+
 def test_photometric_fit_recovers_light_and_texture(model):
     """The full photometric fit on a render with a realistic (mean-face) albedo."""
     atlas = load_rgb(resources_dir() / "mean_texture.png").astype(np.float32) / 255.0

@@ -27,6 +27,7 @@ PHOTO_TILES = ("M_Face", "M_BackHead")
 GRAZING_RAMP = 0.5  # texel weight ((n . view - min_facing) / GRAZING_RAMP)^2, clamped to [0, 1]
 SHADE_FLOOR = 0.5  # the albedo divides by at least this fraction of the median lit shading
 SHADOW_RAMP = 0.7  # texels whose shading is below this fraction of it lose weight (linearly)
+TRUSTED_WEIGHT = 0.15  # texels weighing less take their confident neighbourhood's colour (in proportion)
 
 
 @dataclass
@@ -140,11 +141,14 @@ def unproject_texture(model: FaceModel, photo: torch.Tensor, verts: torch.Tensor
             blend = np.where(take, (mir_w - tile_w) / np.maximum(mir_w, 1e-6), 0.0)[..., None]
             tile_rgb = tile_rgb * (1 - blend) + mir_rgb * blend
             tile_w = np.maximum(tile_w, 0.8 * mir_w)
-        seen = tile_w > 0.02
-        fill_w = np.where(seen, tile_w, 0.0)
-        if seen.any():
-            filled = push_pull(tile_rgb, fill_w)
-            tile_rgb = np.where(seen[..., None], tile_rgb, filled)
+        # the photo's contour (a grazing texel: skin mixed with what lies behind, a rim light, a
+        # halo) is a pixel-wide line; pushed into the unseen side of the head it drew a dark or pale
+        # stroke down a turned cheek: barely seen texels neither feed the push-pull nor keep their own
+        trusted = tile_w >= TRUSTED_WEIGHT
+        if trusted.any():
+            filled = push_pull(tile_rgb, np.where(trusted, tile_w, 0.0))
+            own = np.clip(tile_w / TRUSTED_WEIGHT, 0.0, 1.0)[..., None]
+            tile_rgb = tile_rgb * own + filled * (1.0 - own)
         rs, cs = tile_slice(tm.region, tile)
         atlas[rs, cs] = tile_rgb  # filled everywhere, so bilinear lookups at UV seams stay clean
         conf[rs, cs] = tile_w
