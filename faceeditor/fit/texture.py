@@ -145,6 +145,8 @@ def unproject_texture(model: FaceModel, photo: torch.Tensor, verts: torch.Tensor
         # halo) is a pixel-wide line; pushed into the unseen side of the head it drew a dark or pale
         # stroke down a turned cheek: barely seen texels neither feed the push-pull nor keep their own
         trusted = tile_w >= TRUSTED_WEIGHT
+        if not trusted.any():  # a tile the photo shows only edge-on (a bald crown): the best it has
+            trusted = tile_w > 0.02
         if trusted.any():
             filled = push_pull(tile_rgb, np.where(trusted, tile_w, 0.0))
             own = np.clip(tile_w / TRUSTED_WEIGHT, 0.0, 1.0)[..., None]
