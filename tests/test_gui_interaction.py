@@ -146,8 +146,9 @@ def test_a_slow_export_shows_progress_and_cancels(win, engine, monkeypatch, tmp_
 
 def test_the_3d_mesh_follows_the_preview_not_beside_it(win, engine, monkeypatch):
     """The head mesh (and its software-OpenGL draw) waits until the edit's preview is shown: on two
-    cores it took the CPU and the UI thread the preview needed. Without a preview it still comes."""
-    from faceeditor.app.rendering import MESH_AFTER_MS
+    cores it took the CPU and the UI thread the preview needed. Without a preview it still comes; a
+    burst of edits gets one at most every MESH_INTERVAL_S."""
+    from faceeditor.app.rendering import MESH_AFTER_MS, MESH_INTERVAL_S
 
     class Quick(_SlowFull):
         def render(self, edit, scale=1.0, cancel=None):
@@ -170,11 +171,22 @@ def test_the_3d_mesh_follows_the_preview_not_beside_it(win, engine, monkeypatch)
     t_mesh = min(t for t, s in meshed if s == version)
     assert any(s == version and t <= t_mesh for t, s in shown), "the mesh was asked for before the preview came"
     # no preview result (the renderer is busy elsewhere): the mesh comes after MESH_AFTER_MS anyway
+    request_render = win.worker.request
     monkeypatch.setattr(win.worker, "request", lambda *a, **k: None)
     win.doc.set_pose(yaw=-8.0)
     version, t0 = win.doc.version, time.perf_counter()
     assert d.pump(10, lambda: any(s == version for _, s in meshed))
     assert min(t for t, s in meshed if s == version) - t0 >= 0.8 * MESH_AFTER_MS / 1000
+    # a burst of edits (a drag): meshes at most every MESH_INTERVAL_S, the last edit's one included
+    monkeypatch.setattr(win.worker, "request", request_render)
+    meshed.clear()
+    for i in range(12):
+        win.doc.set_pose(yaw=float(i))
+        d.pump(0.06)
+    version = win.doc.version
+    assert d.pump(10, lambda: any(s == version for _, s in meshed))
+    times = [t for t, _ in meshed]
+    assert 2 <= len(times) <= 4 and min(np.diff(times)) >= 0.9 * MESH_INTERVAL_S
 
 
 def test_gar_set_up_shows_progress_and_cancel_falls_back(win, engine, monkeypatch):

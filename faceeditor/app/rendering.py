@@ -3,9 +3,10 @@ when, and showing what comes back.
 
 Every document change that the picture depends on sends ``(Document.version, resolved edit)``:
 a preview render at once (its size adapts to how fast previews come: :class:`PreviewSize`) and,
-once that preview is shown (or after :data:`MESH_AFTER_MS`), the head mesh for the 3D view
-(:class:`~faceeditor.app.meshworker.MeshWorker`: computing it and drawing it with software OpenGL
-took the CPU that the preview needed, on two cores, and the UI thread that shows it); the
+once that preview is shown (or after :data:`MESH_AFTER_MS`), and at most every
+:data:`MESH_INTERVAL_S`, the head mesh for the 3D view (:class:`~faceeditor.app.meshworker.MeshWorker`:
+computing it and drawing it with software OpenGL took the CPU that the preview needed, on two cores,
+and the UI thread that shows it); the
 full-resolution render follows when a drag ends (a slider, the light pad or the light gizmo is
 released), or after a pause (:data:`FULL_RES_DELAY_MS`) for keys and typed numbers. Results for
 another photo/face (target id) or older than what the canvas shows are dropped. Other work for
@@ -32,6 +33,8 @@ SLOW_PREVIEW_MS = 55.0  # previews slower than this (smoothed) step down a level
 UP_PREVIEW_MS = 40.0  # ... and back up when the next level would take less than this
 FULL_RES_DELAY_MS = 200  # pause (outside a drag) before the full-resolution render
 MESH_AFTER_MS = 150  # the 3D view's mesh follows the preview, or comes after this when no preview does
+MESH_INTERVAL_S = 0.5  # meshes at most this often (at 6 a second a drag's previews came ~25 ms later)
+MESH_DEFER_MAX_S = 0.5  # a mesh waits for a preview in flight at most this long (a renderer being set up)
 WARM_FULL_MAX_PX = 6_000_000  # bigger photos are not warmed up at full resolution (seconds, memory)
 LATENCY_SAMPLES = 200  # request -> shown latencies kept
 
@@ -107,7 +110,9 @@ class RenderControl(QObject):
         self._full_timer = QTimer(window, singleShot=True, interval=FULL_RES_DELAY_MS)
         self._full_timer.timeout.connect(self._request_full)
         self._mesh_next: tuple | None = None  # (version, target, state, edit) for the 3D view, after the preview
-        self._mesh_timer = QTimer(window, singleShot=True, interval=MESH_AFTER_MS)
+        self._mesh_sent = 0.0  # perf_counter() of the last mesh request
+        self._asked: tuple[int, float] | None = None  # (stamp, perf_counter()) of a preview not yet back
+        self._mesh_timer = QTimer(window, singleShot=True)
         self._mesh_timer.timeout.connect(self._send_mesh)
         self._fps_timer = QTimer(window, interval=1000)
         self._fps_timer.timeout.connect(self._update_fps)
@@ -138,7 +143,7 @@ class RenderControl(QObject):
     def new_photo(self) -> None:
         """A photo without a fitted face: nothing to render."""
         self.target_id = self.worker.set_target(None, None)
-        self._mesh_next = None
+        self._mesh_next, self._asked = None, None
         self.meshes.clear()
 
     def new_face(self, final: bool = True) -> None:
@@ -177,9 +182,10 @@ class RenderControl(QObject):
             self.worker.allow_setup()  # chosen (again): a cancelled set-up may run now
         self._renderer = edit.renderer
         self.worker.request(doc.version, edit, scale)
+        self._asked = (doc.version, time.perf_counter() if self._asked is None else self._asked[1])
         self._mesh_next = (doc.version, self.target_id, doc.state, edit)
         if not self._mesh_timer.isActive():
-            self._mesh_timer.start()
+            self._mesh_timer.start(max(MESH_AFTER_MS, round(self._mesh_wait() * 1000)))
         if scale < 1.0 and not self.dragging:
             self._full_timer.start()
 
@@ -196,12 +202,25 @@ class RenderControl(QObject):
         self._full_timer.stop()
         self._request_full()
 
+    def _mesh_wait(self) -> float:
+        """Seconds until the next mesh may be asked for (:data:`MESH_INTERVAL_S`)."""
+        return max(0.0, MESH_INTERVAL_S - (time.perf_counter() - self._mesh_sent))
+
     def _send_mesh(self) -> None:
-        """The newest edit's head mesh for the 3D view (:data:`MESH_AFTER_MS`)."""
+        """The newest edit's head mesh for the 3D view, when :meth:`_mesh_wait` allows and no preview
+        is being rendered (for at most :data:`MESH_DEFER_MAX_S`: its result sends it)."""
+        if self._mesh_next is None:
+            self._mesh_timer.stop()
+            return
+        wait = self._mesh_wait()
+        busy = self._asked is not None and time.perf_counter() - self._asked[1] < MESH_DEFER_MAX_S
+        if wait > 0 or busy:
+            if not self._mesh_timer.isActive():
+                self._mesh_timer.start(max(1, round(max(wait, 0.05) * 1000)))
+            return
         self._mesh_timer.stop()
-        if self._mesh_next is not None:
-            self.meshes.request(*self._mesh_next)
-            self._mesh_next = None
+        self.meshes.request(*self._mesh_next)
+        self._mesh_next, self._mesh_sent = None, time.perf_counter()
 
     def _request_full(self) -> None:
         doc = self.w.doc
@@ -216,6 +235,8 @@ class RenderControl(QObject):
         if res.scale < 1.0 and res.render_ms > 0:
             self.preview.note(res.render_ms)
         shown = w.canvas.set_result(res.image, res.stamp, res.scale)
+        if self._asked is not None and res.stamp >= self._asked[0]:
+            self._asked = None
         self._send_mesh()
         if shown:
             latency = w.timings.latency_ms
@@ -238,6 +259,8 @@ class RenderControl(QObject):
             t.first_fit_ms = (time.perf_counter() - t.t_open) * 1e3
 
     def _on_failed(self, stamp: int, message: str) -> None:
+        if self._asked is not None and stamp >= self._asked[0]:
+            self._asked = None  # no preview is coming: the mesh timer sends the mesh
         if stamp == self.w.doc.version:
             self.w.lbl_render.setText("render –")  # no stale time beside the error
             self.w.show_error(f"Rendering failed: {message}")
