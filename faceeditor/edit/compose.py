@@ -395,7 +395,7 @@ class MeshCompositor:
                                           win, flow, own)
         need = maps.fill_need(src, covered, win, self.fillable_tri)
         return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3, face, face_px,
-                        maps.source_facing(src, view.camera, win))
+                        maps.source_facing(src, view.camera, win) if need.max() > 1e-3 else None)
 
     def _compose(self, view: _ScaleView, grid: GridMaps, check: Callable[[], None]) -> np.ndarray:
         """Full resolution, tile by tile over the work window; untouched tiles stay the photo's."""
