@@ -52,3 +52,37 @@ def test_the_cut_samples_only_the_two_layers() -> None:
         return int(((img[..., 0] > xs[None, :] + 2.5) & (img[..., 0] < own - 2.5)).sum())
 
     assert mixed(cut) < 0.35 * mixed(single), (mixed(cut), mixed(single))  # measured: 254 vs 1988
+
+
+def test_the_cut_can_put_the_skin_under_the_chin_behind_the_face() -> None:
+    """``flow_map(cut_back=...)``: the face layer's outline runs where the triangles behind it begin
+    (the skin under the chin, whose flow parts from the jaw's at the fold), while the edited face
+    (``face_px``: what the behind-face layer keeps) still counts that skin as face."""
+    import torch
+
+    from faceeditor.edit.flow import Sources
+    from faceeditor.edit.maps import flow_map
+
+    win = Window(0, 0, 240, 120, 40, 20)  # 6 px cells: the face layer is cut
+    yy, xx = np.mgrid[0:20, 0:40]
+    head = (xx >= 5) & (xx < 35) & (yy >= 3) & (yy < 17)
+    tri = np.where(xx < 18, 0, np.where(xx < 26, 1, 2))  # face, under the chin, scalp
+    pix = torch.from_numpy(np.flatnonzero(head.ravel()))
+    face = torch.from_numpy(tri.ravel()[pix.numpy()])
+    flow = torch.zeros(pix.numel(), 2)
+    flow[face == 0, 0] = 12.0  # the face moves, what lies under the chin and the scalp do not
+    ones = torch.ones(pix.numel())
+    src = Sources(pix, face, torch.zeros(pix.numel(), 2), flow, ones, torch.zeros(pix.numel(), 3),
+                  torch.zeros(pix.numel(), 3), torch.zeros(pix.numel(), 3))
+    scalp = torch.tensor([False, False, True])
+    args = (src, head, head, win, 200.0, (False, False, False, False), scalp, None)
+    _, _, by_scalp, face_px = flow_map(*args)
+    _, _, by_chin, face_px_chin = flow_map(*args, torch.tensor([False, True, True]))
+    np.testing.assert_array_equal(face_px, face_px_chin)
+    assert (face_px[6:14, 19:24] > 0.9).all()  # the skin under the chin is still face
+
+    def crossing(sd: np.ndarray) -> float:  # the last sign change of the signed distance along row 10
+        return float(np.flatnonzero(np.diff(np.sign(sd[10])) != 0)[-1])
+
+    assert abs(crossing(by_scalp.sd) - 25.5) <= 1.0  # the outline at the scalp (x = 26)
+    assert abs(crossing(by_chin.sd) - 17.5) <= 1.0  # the outline at the fold (x = 18)

@@ -26,11 +26,11 @@ Resolution: the work grid has 1/:data:`WORK_SUBSAMPLE` of the output's resolutio
 ``min_work_px`` and ``max_work_px`` on its long side (171 x 128 for a 1024 x 768 preview, 512 x 384
 for a 4000 x 3000 export of a head that fills the frame).
 
-Everything that does not depend on the edit (fitted head, normals, original-view z-buffer, work windows,
-scaled photos) is cached per output size. A zero edit returns the photo (a copy; INTER_AREA at other scales).
+Everything not depending on the edit (fitted head, normals, original-view z-buffer, windows, scaled photos) is
+cached per output size. A zero edit returns the photo (a copy; INTER_AREA at other scales).
 
-Thread safety: caches are locked and renders share no mutable state, but renders are CPU-bound:
-the GUI runs one at a time in a worker and drops stale ones. ``cancel()`` is polled between stages.
+Thread safety: caches are locked and renders share no mutable state, but renders are CPU-bound: the GUI runs
+one at a time in a worker and drops stale ones. ``cancel()`` is polled between stages.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ ROI_MARGIN = 0.8  # region of interest: head box grown by this x head size on ea
 TILE_PX = 256  # full-resolution work is done in tiles of this size; unchanged tiles are skipped
 RETONE_MIN_Y = -8.0  # cm, model frame: relit skin below this (under the chin) keeps its colour (the chin is at -7.6)
 RETONE_FEATHER_PX = 1.5  # work-grid pixels: softness of the face-skin mask of the relit colour change
+UNDER_JAW_HEAD_WEIGHT = 0.99  # face triangles turning less than this with the head (under the chin): the face cut's back
 
 
 @dataclass
@@ -118,9 +119,7 @@ class MeshCompositor:
 
         if model.device.type != "cpu":  # the compositor is CPU work (torch + OpenCV on numpy)
             model = model.to("cpu")
-        self.photo = photo
-        self.state = state
-        self.model = model
+        self.photo, self.state, self.model = photo, state, model
         self.max_work_px, self.min_work_px = int(max_work_px), int(min_work_px)
         self.face_ids = render_face_ids(model)
         self.tri = model.faces[self.face_ids]
@@ -138,6 +137,7 @@ class MeshCompositor:
         self.fillable_tri = ~torch.isin(model.face_region[self.face_ids], torch.tensor(keep_photo)) & ~ears
         # scalp, neck and ears (hair and collar in a photo): unseen, they take their seen neighbours' flow
         self.scalp_tri = (model.face_region[self.face_ids] == model.region_names.index("M_BackHead")) | ears
+        self.cut_tri = self.scalp_tri | (neck_weights(model)[0, :, 0][self.tri].mean(1) < UNDER_JAW_HEAD_WEIGHT)
         self.tri_surface = surface_ids(model, self.face_ids)  # visibility test (flow.py)
         with torch.no_grad():
             self._expr_fit = np.asarray(state.expression, np.float32).reshape(-1)
@@ -387,7 +387,7 @@ class MeshCompositor:
         if moving_px:
             inner = self.inner_tri if edited_expression(edit, self.state, self.model)[1] else None
             flow, moving, face, face_px = maps.flow_map(src, covered, view.orig.covered.numpy(), win, view.head_px,
-                                                        view.taper, self.scalp_tri, inner)
+                                                        view.taper, self.scalp_tri, inner, self.cut_tri)
         gain, lit = None, np.zeros((win.grid_h, win.grid_w), bool)
         if not np.array_equal(sh_new, np.asarray(self.state.sh, np.float32).reshape(9, 3)) or moving_px:
             own = None if self.shading_ratio is None else self.shading_ratio(src, head, edit, win)

@@ -101,14 +101,17 @@ def moves(src: Sources) -> bool:
 
 def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win: Window, head_px: float,
              taper: tuple[bool, bool, bool, bool], scalp: torch.Tensor | None = None,
-             inner: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, FaceLayer | None, np.ndarray | None]:
+             inner: torch.Tensor | None = None,
+             cut_back: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray, FaceLayer | None, np.ndarray | None]:
     """The backward flow (H,W,2), where it moves pixels (H,W), the face layer (:func:`face_layer`,
     None without ``scalp`` or on a grid finer than :data:`FACE_CUT_MIN_CELL_PX`) and the edited face
     (H,W) float32 softened over a grid cell (None without ``scalp``; not the staircase of the grid
     and the zigzag of face and scalp materials): exact inside the edited head, pull-push
     extension outside, faded by the transformation map T over both silhouettes. ``scalp``: (F',)
     bool over the rendered triangles of scalp and neck (:func:`reroute_unseen`); ``inner``: (F',)
-    bool triangles that move with the face around them (:func:`follow_face`)."""
+    bool triangles that move with the face around them (:func:`follow_face`); ``cut_back``: (F',) bool,
+    the triangles behind the face layer's cut (default ``scalp``; with the skin under the chin, whose flow
+    parts from the jaw's at the fold: one bilinear ramp there drew a serrated dark line on big photos)."""
     gh, gw = win.grid_h, win.grid_w
     flow = torch.zeros(gh * gw, 2)
     flow[src.pix] = src.flow
@@ -125,7 +128,8 @@ def flow_map(src: Sources, covered: np.ndarray, covered_before: np.ndarray, win:
     final = ext * T[..., None]
     face = face_pixels(src, scalp, win) if scalp is not None else None
     cut = face is not None and 1.0 / k >= FACE_CUT_MIN_CELL_PX and face.any() and not face.all()
-    layer = face_layer(flow, final, face, T) if cut else None
+    front = face if cut_back is None or not cut else face_pixels(src, cut_back, win)
+    layer = face_layer(flow, final, front, T) if cut and front.any() else None
     moving = np.abs(final[..., 0]) + np.abs(final[..., 1]) > MIN_FLOW_PX
     return final, moving, layer, None if face is None else blendmap.feather(face, 1.0)
 
