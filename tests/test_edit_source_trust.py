@@ -52,15 +52,16 @@ def test_unseen_scalp_takes_the_flow_of_seen_scalp_not_its_own() -> None:
     assert np.allclose(out[3, 6:, 0], 2.0)
 
 
-def test_source_facing_is_the_normal_against_the_ray_through_the_photo_position() -> None:
+def test_source_facing_maps_how_squarely_the_photo_saw_each_source() -> None:
+    """``maps.source_facing`` puts ``Sources.facing`` (n . view of the source point, computed by
+    ``trace_sources``) on the grid: 1 head-on, 0 edge-on, 1 off the head; None without it."""
     from faceeditor.edit.maps import source_facing
 
-    cam = Camera(focal_px=100.0, width=200, height=200)  # principal point at the centre
     win = Window(0, 0, 4, 1, 4, 1)
-    xy = torch.tensor([[100.0, 100.0], [100.0, 100.0], [200.0, 100.0]])
-    ray = torch.nn.functional.normalize(torch.tensor([-1.0, 0.0, 1.0]), dim=0)  # toward the camera at x = 200
-    n = torch.stack([torch.tensor([0.0, 0.0, 1.0]), torch.tensor([1.0, 0.0, 0.0]), ray])
-    src = Sources(torch.arange(3), torch.zeros(3, dtype=torch.long), xy, torch.zeros(3, 2), torch.ones(3),
-                  n, n, torch.zeros(3, 3))
-    got = source_facing(src, cam, win)
-    np.testing.assert_allclose(got[0], [1.0, 0.0, 1.0, 1.0], atol=1e-6)  # head-on, edge-on, head-on off-axis; off the head
+    z3 = torch.zeros(3, 3)
+    src = Sources(torch.arange(3), torch.zeros(3, dtype=torch.long), torch.zeros(3, 2), torch.zeros(3, 2),
+                  torch.ones(3), z3, z3, z3, torch.tensor([1.0, 0.0, 1.0]))
+    got = source_facing(src, win)
+    np.testing.assert_allclose(got[0], [1.0, 0.0, 1.0, 1.0], atol=1e-6)  # head-on, edge-on, head-on; off the head
+    assert source_facing(Sources(*[getattr(src, f) for f in ("pix", "face", "src_xy", "flow", "warp_conf",
+                                                             "n_src", "n_dst", "bary")]), win) is None

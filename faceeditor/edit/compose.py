@@ -61,7 +61,7 @@ from faceeditor.edit.geometry import (
     target_sh,
 )
 from faceeditor.edit.grid import Window, make_window, upsample
-from faceeditor.edit.jaw_clothes import JawClothes
+from faceeditor.edit.jaw_clothes import JawClothes, head_weights
 from faceeditor.edit.layers import PortraitLayers
 from faceeditor.edit.maps import EditedHead, GridMaps
 from faceeditor.edit.params import EditParams
@@ -137,7 +137,7 @@ class MeshCompositor:
         self.fillable_tri = ~torch.isin(model.face_region[self.face_ids], torch.tensor(keep_photo)) & ~ears
         # scalp, neck and ears (hair and collar in a photo): unseen, they take their seen neighbours' flow
         self.scalp_tri = (model.face_region[self.face_ids] == model.region_names.index("M_BackHead")) | ears
-        self.cut_tri = self.scalp_tri | (neck_weights(model)[0, :, 0][self.tri].mean(1) < UNDER_JAW_HEAD_WEIGHT)
+        self.cut_tri = self.scalp_tri | (head_weights(model)[self.face_ids].mean(1) < UNDER_JAW_HEAD_WEIGHT)
         self.tri_surface = surface_ids(model, self.face_ids)  # visibility test (flow.py)
         with torch.no_grad():
             self._expr_fit = np.asarray(state.expression, np.float32).reshape(-1)
@@ -395,7 +395,7 @@ class MeshCompositor:
                                           win, flow, own)
         need = maps.fill_need(src, covered, win, self.fillable_tri)
         return GridMaps(win, edit, head, sh_new, flow, moving, gain, lit, need, need > 1e-3, face, face_px,
-                        maps.source_facing(src, view.camera, win) if need.max() > 1e-3 else None)
+                        maps.source_facing(src, win) if need.max() > 1e-3 else None)
 
     def _compose(self, view: _ScaleView, grid: GridMaps, check: Callable[[], None]) -> np.ndarray:
         """Full resolution, tile by tile over the work window; untouched tiles stay the photo's."""

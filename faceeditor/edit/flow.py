@@ -77,6 +77,7 @@ class Sources:
     n_src: torch.Tensor  # (N,3) unit normal of the source point (original view)
     n_dst: torch.Tensor  # (N,3) unit normal of the edited surface
     bary: torch.Tensor  # (N,3) barycentrics in ``face``
+    facing: torch.Tensor | None = None  # (N,) n . view of the source point as the photo saw it
 
 
 def screen_areas(screen: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
@@ -170,7 +171,7 @@ def trace_sources(frags: Fragments, tri: torch.Tensor, verts_src: torch.Tensor, 
     facing = (n_src * F.normalize(-p_src, dim=-1)).sum(-1)
     alpha = None if person is None else sample_map(person, scr[:, :2], camera)
     conf = seen * in_photo.float() * stretch * source_trust(ratio, facing, alpha, fill_quality)
-    return Sources(frags.pix, frags.face, scr[:, :2], flow, conf, n_src, n_dst, frags.bary)
+    return Sources(frags.pix, frags.face, scr[:, :2], flow, conf, n_src, n_dst, frags.bary, facing)
 
 
 def source_trust(ratio: torch.Tensor, facing: torch.Tensor, person: torch.Tensor | None,

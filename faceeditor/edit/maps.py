@@ -22,7 +22,6 @@ import cv2
 import numpy as np
 import torch
 
-from faceeditor.core.camera import Camera
 from faceeditor.edit import blendmap, person_light, relight, skin_tone
 from faceeditor.edit.flow import Sources
 from faceeditor.edit.grid import Window
@@ -226,14 +225,13 @@ def relight_gain(
     return gain, lit
 
 
-def source_facing(src: Sources, camera: Camera, win: Window) -> np.ndarray:
-    """(H,W) float32 on the work grid: n . view of each edited-head pixel's source in the photo (its
-    normal against the ray through its photo position; 1 off the head)."""
-    cx, cy = camera.principal
-    ray = torch.stack([-(src.src_xy[:, 0] - cx) / camera.focal_px, (src.src_xy[:, 1] - cy) / camera.focal_px,
-                       torch.ones_like(src.src_xy[:, 0])], -1)
+def source_facing(src: Sources, win: Window) -> np.ndarray | None:
+    """(H,W) float32 on the work grid: how squarely the photo saw each edited-head pixel's source
+    (``src.facing``, n . view; 1 off the head); None when ``src`` does not carry it."""
+    if src.facing is None:
+        return None
     out = torch.ones(win.grid_h * win.grid_w)
-    out[src.pix] = (src.n_src * torch.nn.functional.normalize(ray, dim=-1)).sum(-1).float()
+    out[src.pix] = src.facing.float()
     return out.view(win.grid_h, win.grid_w).numpy()
 
 
