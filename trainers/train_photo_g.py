@@ -10,7 +10,9 @@ round trips replayed from a pool (fp16, on the CPU), so the rasterizer does not 
 Losses (weighted by the pixels inside the photo, holes up-weighted): on ``base + residual``
 L1, multi-scale gradient L1, SSIM and identity through R (GAR eq. 8, ``resources/identity_net.pt``
 when present); L1 on ``composite = base + alpha * residual``; alpha taught where the base is
-wrong (keep the photo's pixels unless they are); with ``--w-adv`` > 0 also adversarially, against
+wrong (keep the photo's pixels unless they are); with ``--pairs`` a share of each batch (``--pair-frac``)
+is same-person reenactment pairs (:mod:`trainers.photo_g_pairs`: A edited by the mesh compositor to
+B's pose, expression and light, with the real B as target; the alpha is taught on round trips only); with ``--w-adv`` > 0 also adversarially, against
 the conditional patch discriminator D_p (:mod:`trainers.photo_g_adv`), weighted by the holes. Writes ``<out>/last.pt`` (resumable), ``log.jsonl``, ``samples.png``
 (rows: target, textured input, hole mask, base, output, alpha) and ``photo_g.pt`` (weights in the
 shipped format) for :class:`faceeditor.neural.photo_renderer.PhotoNeuralRenderer`.
@@ -53,6 +55,7 @@ from trainers.common import (
 )
 from trainers.loop import lr_at
 from trainers.photo_g_data import Shards, flip, gradient_loss, round_trip, ssim_loss
+from trainers.photo_g_pairs import PairSet
 
 
 @dataclasses.dataclass
@@ -80,6 +83,8 @@ class Config:
     widths: str = "16,32,64,128,192"
     inject: str = "8,16,32,64,96"
     extra_layers: str = "0,0,0,1,1"
+    pairs: Path | None = None  # same-person pairs (python -m trainers.photo_g_pairs), e.g. cache/photo_g_pairs
+    pair_frac: float = 0.5  # the share of each batch drawn from ``pairs`` when given
     limit: int = 0
     val: int = 8
     sample_every: int = 250
@@ -141,7 +146,8 @@ def losses(
     comp = out["composite"].float()
     lc = ((comp - t).abs() * w).sum() / (w.sum() * 3).clamp(min=1)
     err = ((out["base"] - t).abs().mean(1, keepdim=True) / cfg.alpha_err).clamp(0, 1)
-    la = F.binary_cross_entropy(out["alpha"].float().clamp(1e-4, 1 - 1e-4), err, weight=s["valid"])
+    aw = s["valid"] * s["alpha_w"] if "alpha_w" in s else s["valid"]
+    la = F.binary_cross_entropy(out["alpha"].float().clamp(1e-4, 1 - 1e-4), err, weight=aw)
     loss = cfg.w_l1 * (l1 + lc) + cfg.w_grad * lg + cfg.w_ssim * ls + cfg.w_alpha * la
     logs = {
         "l1": l1.item(),
@@ -233,6 +239,10 @@ def train(cfg: Config) -> dict:
         d_opt = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(0.0, 0.99))
     step, spent = _resume(cfg.out / "last.pt", G, opt, gen, D, d_opt)
     pool = Pool(cfg.pool)
+    pairs = PairSet.load(cfg.pairs) if cfg.pairs is not None and cfg.pair_frac > 0 else None
+    n_pair = 0 if pairs is None else min(cfg.batch - 1, round(cfg.batch * cfg.pair_frac))
+    if pairs is not None:
+        print(f"same-person pairs {len(pairs)}, {n_pair} per batch", flush=True)
     t0 = time.time() - spent
     limit = cfg.minutes * 60.0
     avg: dict[str, float] = {}
@@ -241,12 +251,16 @@ def train(cfg: Config) -> dict:
             gp["lr"] = lr_at(step, cfg.steps, cfg.lr, warmup=100)
         idx = torch.randint(len(data), (cfg.fresh,), generator=gen).numpy()
         s = round_trip(model, table, data.batch(idx, dev), gen, cfg.max_yaw)
-        if cfg.batch > cfg.fresh and pool.items:
-            old = pool.draw(cfg.batch - cfg.fresh, dev)
+        if cfg.batch - n_pair > cfg.fresh and pool.items:
+            old = pool.draw(cfg.batch - n_pair - cfg.fresh, dev)
             pool.add(s)
             s = {k: torch.cat([s[k], old[k]]) for k in s}
         else:
             pool.add(s)
+        if pairs is not None:
+            s["alpha_w"] = torch.ones(s["rep"].shape[0], 1, 1, 1, device=dev)
+            more = pairs.draw(n_pair, gen, dev)
+            s = {k: torch.cat([s[k], more[k]]) for k in s}
         s = flip(s, torch.rand(s["rep"].shape[0], generator=gen).to(dev) < 0.5)
         with autocast(dev, cfg.bf16):
             loss, logs, y = losses(G, s, cfg, R, D)
@@ -276,18 +290,24 @@ def train(cfg: Config) -> dict:
     result = {"step": step, "seconds": round(time.time() - t0, 1), "val_hole_l1": round(hole, 5), **avg}
     log(final=True, **result)
     if cfg.export:
-        export(G, cfg, result, len(data))
+        export(G, cfg, result, len(data), 0 if pairs is None else len(pairs))
     return result
 
 
-def export(G: PhotoG, cfg: Config, result: dict, n_train: int) -> None:
+def export(G: PhotoG, cfg: Config, result: dict, n_train: int, n_pairs: int = 0) -> None:
     """``resources/photo_g.pt`` and its manifest (command, config, data, metrics, license)."""
     manifest = {
         "network": "G_p: photo-conditioned GAR renderer, Tax-free encoder injection (faceeditor/neural/photo_g.py)",
         "trainer": "trainers/train_photo_g.py",
         "command": command_line(),
         "config": config_dict(cfg),
-        "data": {"dataset": "trainers/prepare_dataset.py shards", "train_images": n_train, "sources": DATA_SOURCES},
+        "data": {
+            "dataset": "trainers/prepare_dataset.py shards",
+            "train_images": n_train,
+            "pairs": "trainers/photo_g_pairs.py (LFW training persons)" if n_pairs else None,
+            "train_pairs": n_pairs,
+            "sources": DATA_SOURCES,
+        },
         "metrics_val": result,
         "input": "rep(p), 18 channels at 256 px (faceeditor/neural/photo_rep.py)",
         "license": DATA_LICENSE,
