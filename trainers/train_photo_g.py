@@ -239,10 +239,7 @@ def train(cfg: Config) -> dict:
         d_opt = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(0.0, 0.99))
     step, spent = _resume(cfg.out / "last.pt", G, opt, gen, D, d_opt)
     pool = Pool(cfg.pool)
-    pairs = PairSet.load(cfg.pairs) if cfg.pairs is not None and cfg.pair_frac > 0 else None
-    n_pair = 0 if pairs is None else min(cfg.batch - 1, round(cfg.batch * cfg.pair_frac))
-    if pairs is not None:
-        print(f"same-person pairs {len(pairs)}, {n_pair} per batch", flush=True)
+    pairs, n_pair = _pairs(cfg)
     t0 = time.time() - spent
     limit = cfg.minutes * 60.0
     avg: dict[str, float] = {}
@@ -292,6 +289,16 @@ def train(cfg: Config) -> dict:
     if cfg.export:
         export(G, cfg, result, len(data), 0 if pairs is None else len(pairs))
     return result
+
+
+def _pairs(cfg: Config) -> tuple[PairSet | None, int]:
+    """The same-person pairs (when ``--pairs`` is given) and how many of each batch they fill."""
+    if cfg.pairs is None or cfg.pair_frac <= 0:
+        return None, 0
+    pairs = PairSet.load(cfg.pairs)
+    n_pair = min(cfg.batch - 1, round(cfg.batch * cfg.pair_frac))
+    print(f"same-person pairs {len(pairs)}, {n_pair} per batch", flush=True)
+    return pairs, n_pair
 
 
 def export(G: PhotoG, cfg: Config, result: dict, n_train: int, n_pairs: int = 0) -> None:
