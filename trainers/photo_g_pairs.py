@@ -19,7 +19,6 @@ Each chunk ``<out>/pairs_NNNN.npz`` holds ``rep`` (N,18,S,S) fp16, ``target`` (N
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import torch
 
 from faceeditor.bench import _judges as J
 from faceeditor.bench import _realism as R
-from faceeditor.bench._reenact import Pair, transfer_edit
+from faceeditor.bench._reenact import Pair, person_pairs, transfer_edit
 from faceeditor.core.paths import shared_data_dir
 from faceeditor.neural.align import warp_image
 from faceeditor.neural.data import split_of
@@ -141,12 +140,6 @@ def pair_sample(pair: Pair, judges: R.Judges, renderer: PhotoNeuralRenderer) -> 
         "weight": np.clip(weight * 255 + 0.5, 0, 255).astype(np.uint8),
         "dyaw": np.float32(pair.dyaw),
     }
-
-
-def person_pairs(files: list[Path], judges: R.Judges, rng: np.random.Generator, photos: int) -> list[Pair]:
-    chosen = [files[i] for i in sorted(rng.choice(len(files), min(len(files), photos), replace=False))]
-    fitted = [f for f in map(judges.fit, chosen) if f is not None]
-    return [Pair(a, b) if rng.random() < 0.5 else Pair(b, a) for a, b in itertools.combinations(fitted, 2)]
 
 
 def done_persons(out: Path) -> set[str]:

@@ -37,6 +37,13 @@ class Pair:
         return next(i for i, (lo, hi) in enumerate(YAW_BINS) if lo <= self.dyaw < hi)
 
 
+def person_pairs(files: list[Path], judges: R.Judges, rng: np.random.Generator, photos: int) -> list[Pair]:
+    """Every pair (in a random direction) of up to ``photos`` seeded photos of one person that fit."""
+    chosen = [files[i] for i in sorted(rng.choice(len(files), min(len(files), photos), replace=False))]
+    fitted = [f for f in map(judges.fit, chosen) if f is not None]
+    return [Pair(a, b) if rng.random() < 0.5 else Pair(b, a) for a, b in itertools.combinations(fitted, 2)]
+
+
 def select_pairs(persons: dict[str, list[Path]], n: int, seed: int, judges: R.Judges, max_fits: int) -> list[Pair]:
     """Up to ``n`` pairs, about a third per yaw bin, drawn person by person in a seeded order."""
     rng = np.random.default_rng(seed)
@@ -48,11 +55,9 @@ def select_pairs(persons: dict[str, list[Path]], n: int, seed: int, judges: R.Ju
         if all(len(b) >= q for b, q in zip(bins, quota)) or fits >= max_fits:
             break
         files = persons[person]
-        chosen = [files[i] for i in sorted(rng.choice(len(files), min(len(files), PHOTOS_PER_PERSON), replace=False))]
-        fitted = [f for f in map(judges.fit, chosen) if f is not None]
-        fits += len(chosen)
+        combos = person_pairs(files, judges, rng, PHOTOS_PER_PERSON)
+        fits += min(len(files), PHOTOS_PER_PERSON)
         taken = [0, 0, 0]
-        combos = [Pair(a, b) if rng.random() < 0.5 else Pair(b, a) for a, b in itertools.combinations(fitted, 2)]
         for pair in sorted(combos, key=lambda p: -p.dyaw):
             k = pair.bin
             if len(bins[k]) < quota[k] and taken[k] < PAIRS_PER_PERSON_PER_BIN:
