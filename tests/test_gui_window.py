@@ -235,6 +235,39 @@ def test_autosave_is_offered_back_after_a_crash(win, app, engine, tmp_path):
         other.close()
 
 
+def test_autosaves_hash_the_photo_once_until_the_file_changes(win, engine, tmp_path, monkeypatch):
+    """Autosaves come every few seconds while a slider moves: the photo's reference (its sha256)
+    is read from the file once, and again only when the file on disk changed."""
+    import os
+
+    from faceeditor.app import fileops
+    from faceeditor.fit.synthetic import random_face_state
+    from faceeditor.io import load_image, save_image
+    from faceeditor.io.session import autosave_path, load_session, photo_ref
+
+    photo = tmp_path / "q.png"
+    save_image(photo, np.full((120, 100, 3), 90, np.uint8))
+    loaded = load_image(photo)
+    win.doc.set_photo(photo, loaded.pixels, loaded)
+    win.doc.set_state(random_face_state(engine.model, 6, (100, 120)), 0, None)
+    reads = []
+    monkeypatch.setattr(fileops, "photo_ref", lambda p: reads.append(p) or photo_ref(p))
+
+    for roll in (3.0, 4.0, 5.0):
+        win.doc.set_pose(roll=roll)
+        win.files.autosave(wait=True)
+    assert len(reads) == 1
+    first = load_session(autosave_path()).photo
+    assert first is not None and (first.width, first.height) == (100, 120)
+    save_image(photo, np.full((120, 100, 3), 30, np.uint8))  # the file changes on disk
+    st = photo.stat()
+    os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    win.doc.set_pose(roll=6.0)
+    win.files.autosave(wait=True)
+    assert len(reads) == 2
+    assert load_session(autosave_path()).photo.sha256 != first.sha256
+
+
 def test_actions_shortcuts_and_tooltips(win):
     from PySide6.QtGui import QKeySequence
 

@@ -45,6 +45,7 @@ __all__ = [
     "SessionError",
     "autosave_path",
     "clear_autosave",
+    "file_key",
     "load_session",
     "pending_autosave",
     "photo_ref",
@@ -112,11 +113,24 @@ def photo_ref(photo_path: str | os.PathLike[str]) -> PhotoRef | None:
         return None
 
 
+def file_key(photo_path: str | os.PathLike[str]) -> tuple[str, int, int] | None:
+    """(resolved path, size, modification time in ns) of a file, None when it cannot be read: while
+    it is unchanged, so is the file's :func:`photo_ref` (which reads and hashes the whole file)."""
+    try:
+        p = Path(photo_path).resolve()
+        st = p.stat()
+    except (OSError, RuntimeError):
+        return None
+    return str(p), int(st.st_size), int(st.st_mtime_ns)
+
+
 def save_session(path: str | os.PathLike[str], session: Session) -> Path:
     """Write ``session`` to ``path`` atomically (temp file, fsync, rename; the temp file is removed
-    on any failure). The photo is referenced by its resolved path, pixel size and content hash."""
+    on any failure). The photo is referenced by its resolved path, pixel size and content hash:
+    ``session.photo`` when the caller has it (autosaves, every few seconds while editing), else
+    read from the file."""
     path = Path(path)
-    ref = photo_ref(session.photo_path)
+    ref = session.photo if session.photo is not None else photo_ref(session.photo_path)
     meta = {
         "format": SESSION_FORMAT,
         "version": SESSION_VERSION,
