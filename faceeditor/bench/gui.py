@@ -15,6 +15,9 @@ portrait upscaled, or ``--photo``):
 * ``drag_fps`` / ``drag_frames_max_gap_ms``: new renders shown per second while the yaw slider's
   handle is dragged by synthetic mouse events at 60 Hz for 3 s, and the longest wait for one;
   ``drag_fps_loaded`` the same with one busy process per core (:mod:`._gui_drag`);
+* ``preview_render_ms_standalone``: the same preview render (the window's photo, fit, preview size
+  and thread count; a yaw sweep) timed outside the window at the end of the run: the host's speed
+  when the latencies were measured (on one machine it moved from 27 to 38 ms within an hour);
 * ``first_window_ms`` / ``quit_ms``: process start -> window on screen, close -> process ended,
   on the application as ``run.sh`` starts it; ``big_photo_fit_s`` / ``_edit_s`` / ``_peak_mb``: a
   6000 x 4000 JPEG fitted, edited and exported in a child process (:mod:`._gui_proc`).
@@ -39,6 +42,7 @@ from types import SimpleNamespace
 from faceeditor.bench._gui_drag import busy_processes, drag_figures, drag_slider
 from faceeditor.bench._gui_proc import big_photo, start_and_quit
 from faceeditor.core.paths import sample_image_path
+from faceeditor.edit.params import EditParams
 from faceeditor.io import load_image, save_image
 
 NAME = "gui"
@@ -215,6 +219,22 @@ def _viewport_fps(d, vp, seconds: float = 2.5) -> float:
     return (vp.frames - n0) / (time.perf_counter() - t0)
 
 
+def _standalone_preview_ms(win, renders: int = 20) -> float:
+    """Median time of the window's preview render made outside the window (a fresh mesh renderer
+    for the same photo, fit and preview scale; yaw -10..10), on the UI thread once it is idle."""
+    doc = win.doc
+    renderer = win.engine.make_renderer(doc.photo, doc.state, "mesh", preview=True)
+    scale = win.preview_scale()
+    edits = [EditParams(yaw=20.0 * i / (renders - 1) - 10.0) for i in range(renders)]
+    renderer.render(edits[0], scale=scale)  # sets the renderer up for this size
+    times = []
+    for edit in edits:
+        t0 = time.perf_counter()
+        renderer.render(edit, scale=scale)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
 def _measure(args, photo: Path) -> dict:
     """One scripted session on the real window: drop, fit, slider runs, viewport orbit."""
     qt = _heavy()
@@ -236,11 +256,14 @@ def _measure(args, photo: Path) -> dict:
         drag_loaded = drag_slider(d, win, win.pose_panel.sliders["yaw"])
         d.wait_idle(60)
     fps = _viewport_fps(d, win.viewport)
+    d.wait_idle(30)
+    standalone_ms = _standalone_preview_ms(win)
     if args.screenshot:
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         win.grab().save(str(args.screenshot))
     result = _figures(args, win, fit, sliders, stalls.gaps, fps, qt.QApplication.platformName())
     result.update(drag_figures(drag, drag_loaded))
+    result["preview_render_ms_standalone"] = round(standalone_ms, 1)
     win.shutdown()
     win.close()
     return result
