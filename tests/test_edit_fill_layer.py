@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from faceeditor.edit import skin_tone
-from faceeditor.edit.fill_layer import RING_FACING, RING_NEED, match_chroma, match_to_photo, ring_weight, with_ring
+from faceeditor.edit.fill_layer import (
+    LUMA_CAP,
+    RING_FACING,
+    RING_MIN_WEIGHT,
+    RING_NEED,
+    anchor_weight,
+    cap_luma,
+    match_chroma,
+    match_to_photo,
+    ring_weight,
+    with_ring,
+)
 from faceeditor.edit.skin_tone import LUMA
 
 
@@ -93,7 +104,8 @@ def test_the_membrane_is_pulled_only_by_skin_on_its_ring() -> None:
     skin = _sepia(np.array([0.5], np.float32))[0]
     assert np.abs(weighted[10, 17] - skin).max() < 0.03  # stays skin
     assert np.abs(plain[10, 17] - skin).max() > 0.1  # pulled toward the hair
-    assert skin_tone.likeness(reference[:1, :1], tone)[0, 0] > 0.9 > 0.1 > skin_tone.likeness(reference[:1, -1:], tone)[0, 0]
+    assert skin_tone.likeness(reference[:1, :1], tone)[0, 0] > 0.9
+    assert skin_tone.likeness(reference[:1, -1:], tone)[0, 0] < 0.1
 
 
 def test_the_photos_contour_on_the_ring_does_not_pull_the_membrane() -> None:
@@ -122,3 +134,51 @@ def test_the_photos_contour_on_the_ring_does_not_pull_the_membrane() -> None:
     likeness_only = match_to_photo(fill, conf, need, reference, 2, skin_tone.likeness(reference, tone))
     assert np.abs(seen[10, 17] - skin).max() < 0.03
     assert np.abs(likeness_only[10, 17] - skin).max() > 0.1
+
+
+def _turned_cheek() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A dark skin (luma 0.3) around a fill that the extrapolated light draws brighter towards its
+    outer side (0.3 at the inner edge to 0.6), and the anchors of the ring around it."""
+    reference = np.full((40, 40, 3), 0.3, np.float32)
+    need = np.zeros((40, 40), np.float32)
+    need[10:30, 10:30] = 1.0
+    rgb = np.repeat(np.linspace(0.3, 0.6, 40, dtype=np.float32)[None, :, None], 40, 0).repeat(3, 2)
+    anchors = anchor_weight(np.ones((40, 40), np.float32), need, 3)
+    return reference, need, rgb, anchors
+
+
+def test_fill_luma_is_held_near_the_skin_beside_it() -> None:
+    reference, need, rgb, anchors = _turned_cheek()
+    out = cap_luma(rgb, need > 0, reference, anchors)
+    y, y0 = out @ LUMA, rgb @ LUMA
+    inside = need > 0
+    assert y[inside].max() <= LUMA_CAP[1] * 0.3 + 1e-3  # never brighter than the cap
+    dim = inside & (y0 <= LUMA_CAP[0] * 0.3 - 0.01)
+    assert np.allclose(out[dim], rgb[dim])  # below the knee the fill keeps its own shading
+    assert np.all(np.diff(y[20, 10:30]) >= -1e-6)  # compressed, not flattened: still brighter outwards
+    assert np.array_equal(out[~inside], rgb[~inside])
+    chroma = out[inside] / y[inside][:, None]
+    assert np.allclose(chroma, 1.0, atol=1e-4)  # the colour is scaled, not shifted
+
+
+def test_without_enough_anchors_the_fill_luma_is_not_capped() -> None:
+    reference, need, rgb, _ = _turned_cheek()
+    few = np.zeros((40, 40), np.float32)
+    few[9, 10:15] = 1.0
+    assert np.array_equal(cap_luma(rgb, need > 0, reference, few), rgb)
+
+
+def test_barely_skin_like_ring_pixels_do_not_anchor_the_membrane() -> None:
+    """A green background beside a dark cheek read 0.29 skin-like and painted the fill pale green."""
+    need = np.zeros((20, 20), np.float32)
+    need[5:15, 5:15] = 1.0
+    weight = np.full((20, 20), 0.9, np.float32)
+    weight[:, :10] = RING_MIN_WEIGHT - 0.11  # the left half of the ring is background
+    a = anchor_weight(np.ones((20, 20), np.float32), need, 2, weight)
+    assert a[:, :10].max() == 0.0 and a[:, 10:].max() == np.float32(0.9)
+    assert a[need > 0].max() == 0.0
+    fill = np.full((20, 20, 3), 0.3, np.float32)
+    reference = np.full((20, 20, 3), 0.3, np.float32)
+    reference[:, :10] = (0.5, 0.8, 0.6)
+    out = match_to_photo(fill, np.ones((20, 20), np.float32), need, reference, 2, weight)
+    assert np.allclose(out[need > 0], 0.3, atol=1e-3)

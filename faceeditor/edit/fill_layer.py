@@ -33,6 +33,10 @@ RING_PX = 3  # fill-grid pixels around the needed region where fill and photo ar
 RING_NEED = 1e-3  # the need passed to the provider on the ring (drawn there, never blended)
 MAX_SHIFT = 0.4  # largest colour correction (sRGB, 0..1) the membrane may add
 RING_FACING = (0.3, 0.5)  # source facing (n . view) over which a ring pixel comes to count fully
+RING_MIN_WEIGHT = 0.4  # ring pixels less skin-like (times facing) than this do not pull the membrane
+LUMA_CAP = (1.05, 1.25)  # the fill's luma is compressed from the first of these times the skin's beside
+#                          it towards the second (a revealed cheek is no brighter than the skin around it)
+MIN_ANCHORS = 12  # fewer anchor pixels: the fill's luma is not capped
 
 
 def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceState, grid: GridMaps,
@@ -72,9 +76,10 @@ def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceS
     if (skin_need > 1e-3).any():  # the membrane changes only these pixels (the mouth and eyes keep the fill's)
         reference = warped_photo(photo, grid, lw)
         tone = skin_tone.measure(reference[on_skin & (need <= 1e-3)])
-        rgb = match_chroma(layer.rgb, skin_need > 1e-3, tone)
-        rgba[..., :3] = match_to_photo(rgb, layer.confidence * on_skin, skin_need, reference, ring,
-                                       ring_weight(reference, tone, facing))
+        weight = ring_weight(reference, tone, facing)
+        anchors = anchor_weight(layer.confidence * on_skin, skin_need, ring, weight)
+        rgb = match_chroma(cap_luma(layer.rgb, skin_need > 1e-3, reference, anchors), skin_need > 1e-3, tone)
+        rgba[..., :3] = match_to_photo(rgb, layer.confidence * on_skin, skin_need, reference, ring, weight)
     else:
         rgba[..., :3] = layer.rgb
     rgba[..., 3] = layer.confidence * need  # the blend weight
@@ -130,20 +135,53 @@ def with_ring(need: np.ndarray, ring_px: int) -> np.ndarray:
     return np.where(inside, need, np.where(grown, RING_NEED, 0.0)).astype(np.float32)
 
 
-def match_to_photo(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray, reference: np.ndarray,
-                   ring_px: int = RING_PX, ring_weight: np.ndarray | None = None) -> np.ndarray:
-    """The fill ``rgb`` (H,W,3) plus the membrane interpolating ``reference - rgb`` from the ring
-    of ``ring_px`` pixels (drawn by the provider, not needed) into the needed pixels (module
-    docstring); ``ring_weight`` (H,W) in [0,1]: how much each ring pixel counts (below 0.1: not)."""
+def anchor_weight(confidence: np.ndarray, need: np.ndarray, ring_px: int = RING_PX,
+                  ring_weight: np.ndarray | None = None) -> np.ndarray:
+    """(H,W) float32: how much each pixel of the ring of ``ring_px`` pixels around the needed ones
+    (drawn by the provider, ``confidence`` > 0.5, not needed) anchors the membrane: ``ring_weight``
+    (H,W) in [0,1] where it reaches :data:`RING_MIN_WEIGHT` (else 1 on the ring), 0 elsewhere."""
     inside = need > 1e-3
     ring = (confidence > 0.5) & ~inside & (with_ring(need, ring_px) > 0)
-    weight = ring.astype(np.float32) if ring_weight is None else np.where(ring & (ring_weight > 0.1), ring_weight, 0.0)
+    if ring_weight is None:
+        return ring.astype(np.float32)
+    return np.where(ring & (ring_weight >= RING_MIN_WEIGHT), ring_weight, 0.0).astype(np.float32)
+
+
+def match_to_photo(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray, reference: np.ndarray,
+                   ring_px: int = RING_PX, ring_weight: np.ndarray | None = None) -> np.ndarray:
+    """The fill ``rgb`` (H,W,3) plus the membrane interpolating ``reference - rgb`` from the ring's
+    anchors (:func:`anchor_weight`) into the needed pixels (module docstring)."""
+    inside = need > 1e-3
+    weight = anchor_weight(confidence, need, ring_px, ring_weight)
     if not inside.any() or (weight > 0).sum() < 4:
         return rgb
     diff = np.where(weight[..., None] > 0, reference - rgb, 0.0).astype(np.float32)
     membrane = blendmap.push_pull(diff, weight.astype(np.float32))
     out = rgb + np.clip(membrane, -MAX_SHIFT, MAX_SHIFT) * inside[..., None]
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def cap_luma(rgb: np.ndarray, fill_mask: np.ndarray, reference: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """``rgb`` (H,W,3) where ``fill_mask``, its luma softly held below :data:`LUMA_CAP` times the
+    luma of the photo's skin beside it: ``reference`` (H,W,3, the warped, relit photo) at the
+    membrane's ``anchors`` (H,W weights: well-seen skin on the ring around the fill), interpolated
+    into the fill by pull-push. The membrane matches the fill to them at its edge, but inside, the
+    fill's shading on a surface the photo saw edge-on or not at all is the SH light extrapolated to
+    normals it was not fitted on: a dark face's turned cheek was drawn pale grey, 0.5 luma beside
+    skin of 0.36. The fill's own shading below the cap is kept (a cheek turned into shadow darkens).
+    Fewer than :data:`MIN_ANCHORS` anchors: ``rgb`` unchanged."""
+    if (anchors > 0).sum() < MIN_ANCHORS or not fill_mask.any():
+        return rgb
+    luma = (reference @ skin_tone.LUMA).astype(np.float32)
+    beside = blendmap.push_pull(np.where(anchors > 0, luma, 0.0).astype(np.float32), anchors.astype(np.float32))
+    px = rgb[fill_mask]
+    y = px @ skin_tone.LUMA
+    knee = LUMA_CAP[0] * beside[fill_mask]
+    room = (LUMA_CAP[1] - LUMA_CAP[0]) * beside[fill_mask] + 1e-4
+    y_new = np.where(y > knee, knee + room * np.tanh((y - knee) / room), y)
+    out = rgb.copy()
+    out[fill_mask] = px * (y_new / np.maximum(y, 1e-6))[:, None]
+    return out
 
 
 def match_chroma(rgb: np.ndarray, fill_mask: np.ndarray, tone: skin_tone.SkinTone | None) -> np.ndarray:
