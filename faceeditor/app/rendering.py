@@ -29,8 +29,10 @@ from faceeditor.app.workers import CANCELLED, SETUP_LABELS, MeshResult, RenderRe
 # long sides of preview renders, the first while previews are quick; not below ~220 px: a preview's
 # fixed costs (the head's rasterization, ~20 ms) dominate there, and the picture only gets blurrier
 PREVIEW_LEVELS = (384, 288, 224)
-SLOW_PREVIEW_MS = 55.0  # previews slower than this (smoothed) step down a level...
-UP_PREVIEW_MS = 40.0  # ... and back up when the next level would take less than this
+# a drag moves the slider every 16-33 ms: a preview slower than ~35 ms makes the next one wait for it, and
+# the picture trails the slider by about 1.5 renders (bench gui: 70 ms at 384 px, 52 ms at 224 px, 2026-12-08)
+SLOW_PREVIEW_MS = 36.0  # previews slower than this (smoothed) step down a level...
+UP_PREVIEW_MS = 28.0  # ... and back up when the next level would take less than this
 FULL_RES_DELAY_MS = 200  # pause (outside a drag) before the full-resolution render
 MESH_AFTER_MS = 150  # the 3D view's mesh follows the preview, or comes after this when no preview does
 MESH_INTERVAL_S = 0.5  # meshes at most this often (at 6 a second a drag's previews came ~25 ms later)
