@@ -87,6 +87,41 @@ def test_one_training_step_decreases_the_loss() -> None:
     assert after.item() < before.item()
 
 
+def test_pair_targets_take_the_base_colour_and_hold_the_alpha() -> None:
+    """--pair-colour: a pair's target gets the base's mean colour (B's white balance is not A's);
+    --no-pair-alpha: the pairs' composite L1 sends no gradient to the alpha."""
+    base = torch.rand(2, 3, 8, 8) * 0.5 + 0.2
+    warm = base * torch.tensor([1.2, 1.0, 0.8]).view(1, 3, 1, 1)
+    seen = torch.ones(2, 1, 8, 8)
+    assert torch.allclose(train_photo_g.colour_matched(warm, base, seen), base, atol=1e-5)
+    assert torch.allclose(train_photo_g.colour_matched(warm * 3, base, seen), (warm * 3 / 1.4).clamp(0, 1), atol=1e-5)
+    torch.manual_seed(0)
+    G = PhotoG(**TINY)
+    with torch.no_grad():  # a residual that is not 0 (at initialisation it is: no gradient reaches the alpha)
+        for p in G.out.parameters():
+            p.normal_(0.0, 0.1)
+    batch = {
+        "rep": random_rep(2, 32, conf=0.5),
+        "target": torch.rand(2, 3, 32, 32),
+        "valid": torch.ones(2, 1, 32, 32),
+        "hole": torch.zeros(2, 1, 32, 32),
+        "alpha_w": torch.zeros(2, 1, 1, 1),  # both pairs: the alpha is taught by nothing then
+    }
+    def alpha_gradient(pair_alpha: bool) -> float:
+        cfg = train_photo_g.Config(w_id=0.0, w_grad=0.0, w_ssim=0.0, w_alpha=0.0, pair_alpha=pair_alpha)
+        out = G(batch["rep"])
+        grads: list[torch.Tensor] = []
+        out["alpha"].register_hook(grads.append)
+        G.forward = lambda rep: out  # the same graph, so the hook sees the loss's gradient
+        loss, _, _ = train_photo_g.losses(G, batch, cfg, None)
+        loss.backward()
+        del G.forward
+        return float(grads[0].abs().max()) if grads else 0.0
+
+    assert alpha_gradient(True) > 0.0  # the composite L1 trains the alpha ...
+    assert alpha_gradient(False) == 0.0  # ... unless it is held on pairs
+
+
 def test_patch_discriminator_learns_sharp_from_blurred_fills() -> None:
     """D_p separates sharp holes (real) from blurred ones (fake) after a few steps; the G loss it
     gives is weighted by the holes (no hole in any patch: the same loss whatever the hole map's scale)

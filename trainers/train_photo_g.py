@@ -12,7 +12,9 @@ L1, multi-scale gradient L1, SSIM and identity through R (GAR eq. 8, ``resources
 when present); L1 on ``composite = base + alpha * residual``; alpha taught where the base is
 wrong (keep the photo's pixels unless they are); with ``--pairs`` a share of each batch (``--pair-frac``)
 is same-person reenactment pairs (:mod:`trainers.photo_g_pairs`: A edited by the mesh compositor to
-B's pose, expression and light, with the real B as target; the alpha is taught on round trips only); with ``--w-adv`` > 0 also adversarially, against
+B's pose, expression and light, with the real B as target; the alpha is taught on round trips only;
+``--no-pair-alpha``: the pairs' composite L1 does not move the alpha either; ``--pair-colour``: B takes the
+base's mean colour, :func:`colour_matched`); with ``--w-adv`` > 0 also adversarially, against
 the conditional patch discriminator D_p (:mod:`trainers.photo_g_adv`), weighted by the holes. Writes ``<out>/last.pt`` (resumable), ``log.jsonl``, ``samples.png``
 (rows: target, textured input, hole mask, base, output, alpha) and ``photo_g.pt`` (weights in the
 shipped format) for :class:`faceeditor.neural.photo_renderer.PhotoNeuralRenderer`.
@@ -85,6 +87,8 @@ class Config:
     extra_layers: str = "0,0,0,1,1"
     pairs: Path | None = None  # same-person pairs (python -m trainers.photo_g_pairs), e.g. cache/photo_g_pairs
     pair_frac: float = 0.5  # the share of each batch drawn from ``pairs`` when given
+    pair_alpha: bool = True  # pairs' composite L1 also trains the alpha (False: only round trips open it)
+    pair_colour: bool = False  # pairs' targets take the base's mean colour (B's camera white balance is not A's)
     limit: int = 0
     val: int = 8
     sample_every: int = 250
@@ -139,11 +143,17 @@ def losses(
     """
     out = G(s["rep"].float())
     y, t = out["image"].float(), s["target"]
+    if cfg.pair_colour and "alpha_w" in s:
+        seen = s["valid"] * (1 - s["hole"])
+        t = torch.where(s["alpha_w"] > 0, t, colour_matched(t, out["base"].float().detach(), seen))
     w = s["valid"] * (1.0 + cfg.hole_weight * s["hole"])
     l1 = ((y - t).abs() * w).sum() / (w.sum() * 3).clamp(min=1)
     lg = gradient_loss(y, t, w)
     ls = ssim_loss(y, t, w)
     comp = out["composite"].float()
+    if not cfg.pair_alpha and "alpha_w" in s:  # on pairs the alpha is held: their L1 trains the residual only
+        held = out["base"].float() + out["alpha"].float().detach() * (y - out["base"].float())
+        comp = torch.where(s["alpha_w"] > 0, comp, held)
     lc = ((comp - t).abs() * w).sum() / (w.sum() * 3).clamp(min=1)
     err = ((out["base"] - t).abs().mean(1, keepdim=True) / cfg.alpha_err).clamp(0, 1)
     aw = s["valid"] * s["alpha_w"] if "alpha_w" in s else s["valid"]
@@ -168,6 +178,17 @@ def losses(
         loss = loss + cfg.w_adv * ladv
         logs["g_adv"] = ladv.item()
     return loss, logs, y
+
+
+def colour_matched(target: torch.Tensor, base: torch.Tensor, seen: torch.Tensor, limit: float = 1.4) -> torch.Tensor:
+    """``target`` (B,3,H,W) times a per-image, per-channel gain (within ``1/limit``..``limit``) that gives
+    it the mean colour of ``base`` over the ``seen`` pixels (B,1,H,W): a same-person pair's photo B
+    was taken with another camera, white balance and exposure than A, which the edit of A cannot
+    know; asked to reproduce it, G_p learned to hedge towards grey (session 11's fine-tune)."""
+    num = (base * seen).sum((2, 3), keepdim=True)
+    den = (target * seen).sum((2, 3), keepdim=True).clamp(min=1e-3)
+    gain = (num / den).clamp(1.0 / limit, limit)
+    return (target * gain).clamp(0.0, 1.0)
 
 
 class Pool:
