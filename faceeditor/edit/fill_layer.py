@@ -79,7 +79,7 @@ def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceS
         weight = ring_weight(reference, tone, facing)
         anchors = anchor_weight(layer.confidence * on_skin, skin_need, ring, weight)
         rgb = match_chroma(cap_luma(layer.rgb, skin_need > 1e-3, reference, anchors), skin_need > 1e-3, tone)
-        rgba[..., :3] = match_to_photo(rgb, layer.confidence * on_skin, skin_need, reference, ring, weight)
+        rgba[..., :3] = membrane(rgb, skin_need, reference, anchors)
     else:
         rgba[..., :3] = layer.rgb
     rgba[..., 3] = layer.confidence * need  # the blend weight
@@ -151,13 +151,17 @@ def match_to_photo(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray, re
                    ring_px: int = RING_PX, ring_weight: np.ndarray | None = None) -> np.ndarray:
     """The fill ``rgb`` (H,W,3) plus the membrane interpolating ``reference - rgb`` from the ring's
     anchors (:func:`anchor_weight`) into the needed pixels (module docstring)."""
+    return membrane(rgb, need, reference, anchor_weight(confidence, need, ring_px, ring_weight))
+
+
+def membrane(rgb: np.ndarray, need: np.ndarray, reference: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """:func:`match_to_photo` with its anchors ``weight`` (H,W) given."""
     inside = need > 1e-3
-    weight = anchor_weight(confidence, need, ring_px, ring_weight)
     if not inside.any() or (weight > 0).sum() < 4:
         return rgb
     diff = np.where(weight[..., None] > 0, reference - rgb, 0.0).astype(np.float32)
-    membrane = blendmap.push_pull(diff, weight.astype(np.float32))
-    out = rgb + np.clip(membrane, -MAX_SHIFT, MAX_SHIFT) * inside[..., None]
+    shift = blendmap.push_pull(diff, weight.astype(np.float32))
+    out = rgb + np.clip(shift, -MAX_SHIFT, MAX_SHIFT) * inside[..., None]
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
