@@ -10,11 +10,13 @@ from faceeditor.edit.fill_layer import (
     RING_FACING,
     RING_MIN_WEIGHT,
     RING_NEED,
+    SILHOUETTE_SIGMA,
     anchor_weight,
     cap_luma,
     match_chroma,
     match_to_photo,
     ring_weight,
+    soft_silhouette,
     with_ring,
 )
 from faceeditor.edit.skin_tone import LUMA
@@ -182,3 +184,33 @@ def test_barely_skin_like_ring_pixels_do_not_anchor_the_membrane() -> None:
     reference[:, :10] = (0.5, 0.8, 0.6)
     out = match_to_photo(fill, np.ones((20, 20), np.float32), need, reference, 2, weight)
     assert np.allclose(out[need > 0], 0.3, atol=1e-3)
+
+
+def test_the_fill_silhouette_is_anti_aliased_and_its_colour_continued() -> None:
+    """A fill drawn up to a diagonal silhouette (a staircase of grid cells): the weight ramps across it
+    instead of stepping, is unchanged away from it, and the pixels just outside that now take some
+    fill get its colour, not black."""
+    n = 40
+    ys, xs = np.mgrid[0:n, 0:n]
+    confidence = (xs + 0.5 * ys < 25).astype(np.float32)  # drawn left of a slanted line
+    need = np.ones((n, n), np.float32)
+    rgb = np.where(confidence[..., None] > 0, np.float32(0.6), np.float32(0.0)) * np.ones(3, np.float32)
+    out, weight = soft_silhouette(rgb, confidence, need)
+    far_in = confidence * (xs + 0.5 * ys < 25 - 4 * SILHOUETTE_SIGMA)
+    assert np.array_equal(weight[far_in > 0], np.ones(int(far_in.sum()), np.float32))  # unchanged inside
+    assert weight[(xs + 0.5 * ys > 25 + 4 * SILHOUETTE_SIGMA)].max() == 0.0  # and outside
+    row = weight[20, :]
+    assert 0.2 < row[14] < 0.8 or 0.2 < row[15] < 0.8  # a ramp across the edge (x + 10 = 25)
+    assert np.all(np.diff(row) <= 1e-6)  # monotone: no ring, no notch
+    took = (confidence == 0) & (weight > 0)
+    assert took.any() and np.allclose(out[took], 0.6, atol=1e-3)  # the fill's colour, not black
+    assert np.array_equal(out[confidence > 0], rgb[confidence > 0])
+
+
+def test_the_fill_edge_inside_the_head_keeps_its_weight() -> None:
+    """Where the provider drew everything (no silhouette on the grid) the weight is confidence x need."""
+    need = np.zeros((10, 10), np.float32)
+    need[3:7, 3:7] = 0.5
+    rgb = np.full((10, 10, 3), 0.4, np.float32)
+    out, weight = soft_silhouette(rgb, np.ones((10, 10), np.float32), need)
+    assert np.array_equal(weight, need) and np.array_equal(out, rgb)

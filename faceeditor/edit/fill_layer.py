@@ -37,6 +37,7 @@ RING_MIN_WEIGHT = 0.4  # ring pixels less skin-like (times facing) than this do 
 LUMA_CAP = (1.05, 1.25)  # the fill's luma is compressed from the first of these times the skin's beside
 #                          it towards the second (a revealed cheek is no brighter than the skin around it)
 MIN_ANCHORS = 12  # fewer anchor pixels: the fill's luma is not capped
+SILHOUETTE_SIGMA = 0.6  # grid pixels: the fill's outline against what lies behind the head is blurred by this
 
 
 def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceState, grid: GridMaps,
@@ -82,8 +83,29 @@ def draw(provider: FillProvider, photo: np.ndarray, camera: Camera, state: FaceS
         rgba[..., :3] = membrane(rgb, skin_need, reference, anchors)
     else:
         rgba[..., :3] = layer.rgb
-    rgba[..., 3] = layer.confidence * need  # the blend weight
+    rgba[..., :3], rgba[..., 3] = soft_silhouette(rgba[..., :3], layer.confidence, need)  # the blend weight
     return lw, rgba, skin_grain(photo, camera, state, lw, on_skin, grains)
+
+
+def soft_silhouette(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray,
+                    sigma: float = SILHOUETTE_SIGMA) -> tuple[np.ndarray, np.ndarray]:
+    """The fill's blend weight ``confidence * need`` (H,W) with the edge of what the provider drew
+    (its silhouette against what lies behind the head) anti-aliased: the coverage blurred by ``sigma``
+    grid pixels there, and ``rgb`` (H,W,3) continued (pull-push) onto the grid pixels just outside it
+    that now take a little fill. A revealed cheek's outline was a staircase of fill-grid cells, 3
+    output pixels a step on a 2048 px portrait. Returns (rgb, weight)."""
+    hard = (confidence * need).astype(np.float32)
+    drawn = confidence > 0.5
+    if not (hard > 0).any() or drawn.all():
+        return rgb, hard
+    soft = cv2.GaussianBlur(confidence.astype(np.float32), (0, 0), sigma)
+    edge = (soft > 1e-3) & (soft < 1.0 - 1e-3)
+    weight = np.where(edge, soft * cv2.dilate(need.astype(np.float32), np.ones((3, 3), np.uint8)), hard)
+    outside = ~drawn & (weight > 0)
+    if outside.any():
+        rgb = np.where(outside[..., None], blendmap.push_pull(np.ascontiguousarray(rgb, np.float32),
+                                                              drawn.astype(np.float32)), rgb)
+    return rgb, weight.astype(np.float32)
 
 
 def skin_grain(photo: np.ndarray, camera: Camera, state: FaceState, lw: Window, on_skin: np.ndarray,
