@@ -204,7 +204,20 @@ def test_the_fill_silhouette_is_anti_aliased_and_its_colour_continued() -> None:
     assert np.all(np.diff(row) <= 1e-6)  # monotone: no ring, no notch
     took = (confidence == 0) & (weight > 0)
     assert took.any() and np.allclose(out[took], 0.6, atol=1e-3)  # the fill's colour, not black
-    assert np.array_equal(out[confidence > 0], rgb[confidence > 0])
+    assert np.array_equal(out[far_in > 0], rgb[far_in > 0])
+
+
+def test_the_fill_rim_takes_the_colour_of_its_interior() -> None:
+    """The grid pixels on the drawn silhouette (shaded on grazing normals: saturated dots along the
+    outline) take the colour of the fill inside them."""
+    confidence = np.zeros((20, 20), np.float32)
+    confidence[:, :10] = 1.0
+    rgb = np.zeros((20, 20, 3), np.float32)
+    rgb[:, :10] = 0.5
+    rgb[:, 9] = (1.0, 0.6, 0.1)  # a bright rim on the last drawn column
+    out, weight = soft_silhouette(rgb, confidence, np.ones((20, 20), np.float32))
+    assert weight[:, 9].min() > 0.5 and np.allclose(out[:, 9], 0.5, atol=1e-3)
+    assert np.array_equal(out[:, :8], rgb[:, :8])
 
 
 def test_the_fill_edge_inside_the_head_keeps_its_weight() -> None:

@@ -101,10 +101,13 @@ def soft_silhouette(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray,
     soft = cv2.GaussianBlur(confidence.astype(np.float32), (0, 0), sigma)
     edge = (soft > 1e-3) & (soft < 1.0 - 1e-3)
     weight = np.where(edge, soft * cv2.dilate(need.astype(np.float32), np.ones((3, 3), np.uint8)), hard)
-    outside = ~drawn & (weight > 0)
-    if outside.any():
-        rgb = np.where(outside[..., None], blendmap.push_pull(np.ascontiguousarray(rgb, np.float32),
-                                                              drawn.astype(np.float32)), rgb)
+    # the colour outside, and on the drawn rim itself (the grid pixels of the mesh's silhouette, shaded on
+    # grazing normals by an extrapolated light: saturated dots along the outline), from the drawn interior
+    core = cv2.erode(drawn.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    redo = (~core) & (weight > 0)
+    if redo.any() and core.any():
+        rgb = np.where(redo[..., None], blendmap.push_pull(np.ascontiguousarray(rgb, np.float32),
+                                                           core.astype(np.float32)), rgb)
     return rgb, weight.astype(np.float32)
 
 
