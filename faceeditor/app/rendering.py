@@ -27,7 +27,8 @@ from faceeditor.app.meshworker import MeshWorker
 from faceeditor.app.workers import CANCELLED, SETUP_LABELS, MeshResult, RenderResult, RenderWorker
 
 # long sides of preview renders, the first while previews are quick; not below ~220 px: a preview's
-# fixed costs (the head's rasterization, ~20 ms) dominate there, and the picture only gets blurrier
+# fixed costs (the edited head, its rasterization and maps on the work grid: 224 and 288 px previews
+# both took ~18 ms on 2026-12-08) dominate there, and the picture only gets blurrier
 PREVIEW_LEVELS = (384, 288, 224)
 # a drag moves the slider every 16-33 ms: a preview slower than ~35 ms makes the next one wait for it, and
 # the picture trails the slider by about 1.5 renders (bench gui: 70 ms at 384 px, 52 ms at 224 px, 2026-12-08)
