@@ -30,6 +30,7 @@ _KEY_EMPTY = torch.iinfo(torch.int64).max
 _INSIDE_EPS = 1e-5  # barycentric slack so shared edges leave no holes
 _MIN_AREA = 1e-8  # px^2; thinner triangles cover no pixel centre reliably
 _BOX_SLACK = 1e-3  # px: the columns' bounding-box test keeps centres this close outside (the spans' slack)
+_BOX_SUBSET = 0.6  # below this share of triangles with a centre in their box, the rest is done on those only
 
 
 def _expand(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,16 +65,21 @@ def visible_faces(screen: torch.Tensor, faces: torch.Tensor, height: int, width:
     row1 = torch.floor(ys.amax(1) - 0.5).clamp(max=height - 1)
     col0 = torch.ceil(xs.amin(1) - 0.5 - _BOX_SLACK).clamp(min=0)
     col1 = torch.floor(xs.amax(1) - 0.5 + _BOX_SLACK).clamp(max=width - 1)
-    boxed = ((row1 >= row0) & (col1 >= col0)).nonzero().squeeze(1)
-    xs, ys, zs, row0, row1 = xs[boxed], ys[boxed], zs[boxed], row0[boxed], row1[boxed]
+    in_box = (row1 >= row0) & (col1 >= col0)
+    boxed = None  # the B*F triangles, or those with a centre in their box when that drops many
+    if int(in_box.sum()) < _BOX_SUBSET * in_box.numel():
+        boxed = in_box.nonzero().squeeze(1)
+        xs, ys, zs, row0, row1 = xs[boxed], ys[boxed], zs[boxed], row0[boxed], row1[boxed]
     x1, y1 = xs.roll(-1, 1), ys.roll(-1, 1)
     x2, y2 = xs.roll(-2, 1), ys.roll(-2, 1)
     area = ((x1 - xs) * (y2 - ys) - (x2 - xs) * (y1 - ys))[:, 0]
     ok = (zs.amin(1) > NEAR_DEPTH) & (area.abs() > _MIN_AREA)
+    if boxed is None:
+        ok &= in_box
     if cull_backfaces:
         ok &= area < 0
     sel = ok.nonzero().squeeze(1)
-    keep = boxed[sel]  # into the B*F triangles
+    keep = sel if boxed is None else boxed[sel]  # into the B*F triangles
     if keep.numel() == 0:
         return empty, empty
     # barycentric planes b_i = A_i x + B_i y + C_i (edge opposite vertex i), and 1/z
