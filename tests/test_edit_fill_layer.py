@@ -14,7 +14,7 @@ from faceeditor.edit.fill_layer import (
     anchor_weight,
     cap_luma,
     match_chroma,
-    match_to_photo,
+    membrane,
     ring_weight,
     soft_silhouette,
     with_ring,
@@ -40,7 +40,7 @@ def test_membrane_removes_a_constant_colour_offset_and_keeps_the_fill_detail() -
     need = np.zeros((40, 40), np.float32)
     need[12:28, 12:28] = 1.0
     conf = np.ones((40, 40), np.float32)
-    out = match_to_photo(fill, conf, need, photo)
+    out = membrane(fill, need, photo, anchor_weight(conf, need))
     inside = need > 0
     assert abs(float((out - photo - detail)[inside].mean())) < 0.02  # the offset is gone
     assert np.allclose(out[~inside], fill[~inside])  # nothing changes outside the needed pixels
@@ -51,7 +51,8 @@ def test_membrane_removes_a_constant_colour_offset_and_keeps_the_fill_detail() -
 def test_without_a_ring_the_fill_is_unchanged() -> None:
     fill = np.full((10, 10, 3), 0.3, np.float32)
     need = np.ones((10, 10), np.float32)
-    out = match_to_photo(fill, np.ones((10, 10), np.float32), need, np.full((10, 10, 3), 0.9, np.float32))
+    reference = np.full((10, 10, 3), 0.9, np.float32)
+    out = membrane(fill, need, reference, anchor_weight(np.ones((10, 10), np.float32), need))
     assert np.array_equal(out, fill)
 
 
@@ -101,8 +102,8 @@ def test_the_membrane_is_pulled_only_by_skin_on_its_ring() -> None:
     need[6:14, 10:20] = 1.0
     conf = np.ones((20, 30), np.float32)
     fill[:, 15:] = fill[6:14, 10:20].mean((0, 1))  # the provider draws skin on the ring over the hair too
-    weighted = match_to_photo(fill, conf, need, reference, 2, skin_tone.likeness(reference, tone))
-    plain = match_to_photo(fill, conf, need, reference, 2)
+    weighted = membrane(fill, need, reference, anchor_weight(conf, need, 2, skin_tone.likeness(reference, tone)))
+    plain = membrane(fill, need, reference, anchor_weight(conf, need, 2))
     skin = _sepia(np.array([0.5], np.float32))[0]
     assert np.abs(weighted[10, 17] - skin).max() < 0.03  # stays skin
     assert np.abs(plain[10, 17] - skin).max() > 0.1  # pulled toward the hair
@@ -132,8 +133,8 @@ def test_the_photos_contour_on_the_ring_does_not_pull_the_membrane() -> None:
     assert w[0, 0] > 0.9 and w[0, -1] == 0.0
     assert ring_weight(reference, None, np.full((1, 1), RING_FACING[1]))[0, 0] == 1.0
     skin = _sepia(np.array([0.5], np.float32))[0]
-    seen = match_to_photo(fill, conf, need, reference, 2, w)
-    likeness_only = match_to_photo(fill, conf, need, reference, 2, skin_tone.likeness(reference, tone))
+    seen = membrane(fill, need, reference, anchor_weight(conf, need, 2, w))
+    likeness_only = membrane(fill, need, reference, anchor_weight(conf, need, 2, skin_tone.likeness(reference, tone)))
     assert np.abs(seen[10, 17] - skin).max() < 0.03
     assert np.abs(likeness_only[10, 17] - skin).max() > 0.1
 
@@ -182,7 +183,7 @@ def test_barely_skin_like_ring_pixels_do_not_anchor_the_membrane() -> None:
     fill = np.full((20, 20, 3), 0.3, np.float32)
     reference = np.full((20, 20, 3), 0.3, np.float32)
     reference[:, :10] = (0.5, 0.8, 0.6)
-    out = match_to_photo(fill, np.ones((20, 20), np.float32), need, reference, 2, weight)
+    out = membrane(fill, need, reference, a)
     assert np.allclose(out[need > 0], 0.3, atol=1e-3)
 
 

@@ -172,15 +172,9 @@ def anchor_weight(confidence: np.ndarray, need: np.ndarray, ring_px: int = RING_
     return np.where(ring & (ring_weight >= RING_MIN_WEIGHT), ring_weight, 0.0).astype(np.float32)
 
 
-def match_to_photo(rgb: np.ndarray, confidence: np.ndarray, need: np.ndarray, reference: np.ndarray,
-                   ring_px: int = RING_PX, ring_weight: np.ndarray | None = None) -> np.ndarray:
-    """The fill ``rgb`` (H,W,3) plus the membrane interpolating ``reference - rgb`` from the ring's
-    anchors (:func:`anchor_weight`) into the needed pixels (module docstring)."""
-    return membrane(rgb, need, reference, anchor_weight(confidence, need, ring_px, ring_weight))
-
-
 def membrane(rgb: np.ndarray, need: np.ndarray, reference: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """:func:`match_to_photo` with its anchors ``weight`` (H,W) given."""
+    """The fill ``rgb`` (H,W,3) plus the membrane interpolating ``reference - rgb`` from the anchors
+    (``weight`` (H,W) > 0: :func:`anchor_weight`) into the needed pixels (module docstring)."""
     inside = need > 1e-3
     if not inside.any() or (weight > 0).sum() < 4:
         return rgb
